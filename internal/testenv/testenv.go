@@ -1,0 +1,70 @@
+// Package testenv finds the local services integration tests run against.
+//
+// Endpoints come from environment variables, which `make test` (via
+// localstack/up.sh) writes to bin/localstack.env. A developer without the
+// stack gets a loud skip; when CI is set a missing service fails the test,
+// so CI can never pass by skipping.
+package testenv
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strings"
+	"testing"
+)
+
+// Variables naming the local services.
+const (
+	MinIOEndpoint = "STREAMBED_TEST_MINIO_ENDPOINT" // e.g. http://127.0.0.1:9100
+	MinIOUser     = "STREAMBED_TEST_MINIO_ACCESS_KEY"
+	MinIOPassword = "STREAMBED_TEST_MINIO_SECRET_KEY"
+	MotoEndpoint  = "STREAMBED_TEST_MOTO_ENDPOINT" // e.g. http://127.0.0.1:5100
+)
+
+// InCI reports whether the tests run in CI, where nothing may be skipped.
+func InCI() bool {
+	v := strings.ToLower(os.Getenv("CI"))
+	return v != "" && v != "0" && v != "false"
+}
+
+// Require returns the value of the environment variable name, or stops the
+// test: Fatal in CI, Skip (with how to get the service) elsewhere.
+func Require(t testing.TB, name string) string {
+	t.Helper()
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	msg := name + " is not set: this integration test needs the local stack. " +
+		"Run `make localstack-up` and `set -a; . bin/localstack.env; set +a`, or just `make test`."
+	if InCI() {
+		t.Fatal("CI is set and a service is missing: " + msg)
+	}
+	t.Skip("SKIPPED (no local stack): " + msg)
+	return ""
+}
+
+// MinIO returns the MinIO endpoint and its credentials.
+func MinIO(t testing.TB) (endpoint, user, password string) {
+	t.Helper()
+	endpoint = Require(t, MinIOEndpoint)
+	user, password = os.Getenv(MinIOUser), os.Getenv(MinIOPassword)
+	if user == "" {
+		user, password = "minioadmin", "minioadmin"
+	}
+	return endpoint, user, password
+}
+
+// Moto returns the moto server endpoint; any credentials work there.
+func Moto(t testing.TB) string {
+	t.Helper()
+	return Require(t, MotoEndpoint)
+}
+
+// Name returns a unique, DNS-safe resource name with the given prefix, so
+// parallel tests and repeated runs never share buckets or tables.
+func Name(prefix string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return prefix + "-" + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,91 @@
+package segments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"strings"
+	"time"
+)
+
+// Bucket is the object-store port: the only object operations Streambed
+// needs. Adapters must give these guarantees (segmentstest checks them):
+//
+//   - Put is create-only, like S3's PutObject with If-None-Match: *. If key
+//     exists, Put returns ErrAlreadyExists and the stored object is
+//     unchanged; of concurrent Puts of one key exactly one succeeds. A
+//     successful Put is durable and immediately visible to GetRange, Stat and
+//     List; a failed or interrupted one leaves no partial object.
+//   - GetRange returns length bytes from off (length < 0: to the end). A
+//     range running past the end is cut short at the end; off at or beyond
+//     the size of a non-empty object is ErrInvalidRange. A missing key is
+//     ErrNotFound.
+//   - Delete is idempotent: deleting a missing key succeeds.
+//   - List yields the objects whose keys start with prefix and sort after
+//     startAfter, in ascending byte order of key, across as many pages as
+//     the backend needs. Only the compactor lists; it is never on the
+//     produce or fetch path.
+//
+// Any other error is transient from the caller's point of view (the adapter
+// has already retried what it sensibly can).
+type Bucket interface {
+	Put(ctx context.Context, key string, body []byte) error
+	GetRange(ctx context.Context, key string, off, length int64) ([]byte, error)
+	Stat(ctx context.Context, key string) (ObjectInfo, error)
+	Delete(ctx context.Context, key string) error
+	List(ctx context.Context, prefix, startAfter string) iter.Seq2[ObjectInfo, error]
+}
+
+// ObjectInfo describes a stored object.
+type ObjectInfo struct {
+	Key      string
+	Size     int64
+	Modified time.Time
+}
+
+// Bucket errors. Adapters wrap them (errors.Is works) with the key.
+var (
+	ErrNotFound      = errors.New("object not found")
+	ErrAlreadyExists = errors.New("object already exists")
+	ErrInvalidRange  = errors.New("invalid range")
+	ErrInvalidKey    = errors.New("invalid object key")
+)
+
+// MaxKeyLen is the longest key every backend accepts (S3 allows 1024 bytes).
+const MaxKeyLen = 1024
+
+// ValidateKey enforces the key rules all adapters share, so a key that works
+// on one backend works on every other: 1-1024 bytes of printable ASCII,
+// '/'-separated non-empty segments, no "." or ".." segments, no leading
+// or trailing '/'.
+func ValidateKey(key string) error {
+	if key == "" || len(key) > MaxKeyLen {
+		return fmt.Errorf("%w: length %d not in 1..%d", ErrInvalidKey, len(key), MaxKeyLen)
+	}
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c < 0x21 || c > 0x7e || c == '\\' {
+			return fmt.Errorf("%w %q: byte %d (0x%02x) is not allowed", ErrInvalidKey, key, i, c)
+		}
+	}
+	for seg := range strings.SplitSeq(key, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("%w %q: empty, '.' or '..' path segment", ErrInvalidKey, key)
+		}
+	}
+	return nil
+}
+
+// CheckRange validates a GetRange request against an object of size bytes
+// and returns the end (exclusive) of the bytes to return. Adapters that
+// hold the object use it so range semantics are identical everywhere.
+func CheckRange(key string, off, length, size int64) (int64, error) {
+	if off < 0 || length == 0 || (off >= size && size > 0) || (size == 0 && off > 0) {
+		return 0, fmt.Errorf("%w: %s: offset %d length %d of a %d-byte object", ErrInvalidRange, key, off, length, size)
+	}
+	end := size
+	if length > 0 && length < size-off {
+		end = off + length
+	}
+	return end, nil
+}

@@ -1,0 +1,284 @@
+// Package s3bucket is the segments.Bucket adapter for S3 and S3-compatible
+// stores (AWS S3, MinIO, moto, LocalStack), built on aws-sdk-go-v2.
+//
+// Create-only puts use If-None-Match: * (AWS S3 since 2024, MinIO, moto).
+// Throttling (503 SlowDown) and transient errors are retried with capped
+// exponential backoff and jitter by the SDK's standard retryer, with the
+// client-side retry quota disabled: a broker under throttling should slow
+// down, not fail fast.
+package s3bucket
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+
+	"github.com/streambed/streambed/pkg/segments"
+)
+
+// API is the part of the S3 client this adapter uses.
+type API interface {
+	PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+}
+
+// Config selects the endpoint and retry behaviour of a client.
+type Config struct {
+	// Endpoint overrides the AWS endpoint (MinIO, moto, LocalStack), e.g.
+	// http://127.0.0.1:9000. Empty means AWS.
+	Endpoint string
+	// Region defaults to AWS_REGION / the shared config, then us-east-1.
+	Region string
+	// PathStyle addresses buckets as endpoint/bucket/key instead of
+	// bucket.endpoint/key; local stores need it.
+	PathStyle bool
+	// MaxAttempts per request, first try included (default 10).
+	MaxAttempts int
+	// MaxBackoff caps the wait between attempts (default 20s).
+	MaxBackoff time.Duration
+	// Backoff replaces the SDK's backoff (tests use a fast one).
+	Backoff retry.BackoffDelayer
+	// HTTPClient replaces the default HTTP client.
+	HTTPClient *http.Client
+}
+
+// NewClient builds an S3 client from the default credential chain and cfg.
+func NewClient(ctx context.Context, cfg Config) (*s3.Client, error) {
+	var opts []func(*config.LoadOptions) error
+	if cfg.Region != "" {
+		opts = append(opts, config.WithRegion(cfg.Region))
+	}
+	if cfg.HTTPClient != nil {
+		opts = append(opts, config.WithHTTPClient(cfg.HTTPClient))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("s3bucket: load AWS config: %w", err)
+	}
+	if awsCfg.Region == "" {
+		awsCfg.Region = "us-east-1"
+	}
+	attempts, backoff := cfg.MaxAttempts, cfg.MaxBackoff
+	if attempts <= 0 {
+		attempts = 10
+	}
+	if backoff <= 0 {
+		backoff = 20 * time.Second
+	}
+	awsCfg.Retryer = func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = attempts
+			o.MaxBackoff = backoff
+			o.RateLimiter = ratelimit.None
+			if cfg.Backoff != nil {
+				o.Backoff = cfg.Backoff
+			}
+			// Concurrent conditional writes to one key: S3 asks to retry.
+			o.Retryables = append(o.Retryables, retry.RetryableErrorCode{Codes: map[string]struct{}{"ConditionalRequestConflict": {}}})
+		})
+	}
+	return s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+		o.UsePathStyle = cfg.PathStyle
+	}), nil
+}
+
+// Bucket is a segments.Bucket over one S3 bucket.
+type Bucket struct {
+	api      API
+	bucket   string
+	pageSize int32
+}
+
+var _ segments.Bucket = (*Bucket)(nil)
+
+// Option configures a Bucket.
+type Option func(*Bucket)
+
+// WithListPageSize sets the page size of List (default 1000, S3's maximum).
+func WithListPageSize(n int32) Option {
+	return func(b *Bucket) {
+		if n > 0 {
+			b.pageSize = n
+		}
+	}
+}
+
+// New returns a Bucket using api on the named bucket.
+func New(api API, bucket string, opts ...Option) *Bucket {
+	b := &Bucket{api: api, bucket: bucket, pageSize: 1000}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
+}
+
+// Name is the S3 bucket name.
+func (b *Bucket) Name() string { return b.bucket }
+
+func (b *Bucket) Put(ctx context.Context, key string, body []byte) error {
+	if err := segments.ValidateKey(key); err != nil {
+		return err
+	}
+	_, err := b.api.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        &b.bucket,
+		Key:           &key,
+		Body:          bytes.NewReader(body), // seekable: the SDK rewinds it on retry
+		ContentLength: aws.Int64(int64(len(body))),
+		IfNoneMatch:   aws.String("*"),
+		ContentType:   aws.String("application/vnd.streambed.segment"),
+	})
+	return b.mapErr("put", key, err)
+}
+
+func (b *Bucket) GetRange(ctx context.Context, key string, off, length int64) ([]byte, error) {
+	if err := segments.ValidateKey(key); err != nil {
+		return nil, err
+	}
+	if off < 0 || length == 0 {
+		return nil, fmt.Errorf("%w: %s: offset %d length %d", segments.ErrInvalidRange, key, off, length)
+	}
+	in := &s3.GetObjectInput{Bucket: &b.bucket, Key: &key}
+	switch {
+	case off == 0 && length < 0:
+		// No Range header: also reads empty objects, which S3 cannot range.
+	case length < 0:
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-", off))
+	default:
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", off, off+length-1))
+	}
+	out, err := b.api.GetObject(ctx, in)
+	if err != nil {
+		err = b.mapErr("get", key, err)
+		if errors.Is(err, segments.ErrInvalidRange) && off == 0 {
+			// A bounded range on an empty object: S3 says 416, the port says empty.
+			if info, serr := b.Stat(ctx, key); serr == nil && info.Size == 0 {
+				return []byte{}, nil
+			}
+		}
+		return nil, err
+	}
+	defer out.Body.Close()
+	var buf []byte
+	if n := aws.ToInt64(out.ContentLength); n > 0 {
+		buf = make([]byte, 0, n)
+	}
+	w := &appendWriter{buf: buf}
+	if _, err := io.Copy(w, out.Body); err != nil {
+		return nil, fmt.Errorf("s3bucket: read %s: %w", key, err)
+	}
+	if w.buf == nil {
+		w.buf = []byte{}
+	}
+	return w.buf, nil
+}
+
+func (b *Bucket) Stat(ctx context.Context, key string) (segments.ObjectInfo, error) {
+	if err := segments.ValidateKey(key); err != nil {
+		return segments.ObjectInfo{}, err
+	}
+	out, err := b.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &key})
+	if err != nil {
+		return segments.ObjectInfo{}, b.mapErr("stat", key, err)
+	}
+	return segments.ObjectInfo{Key: key, Size: aws.ToInt64(out.ContentLength), Modified: aws.ToTime(out.LastModified)}, nil
+}
+
+func (b *Bucket) Delete(ctx context.Context, key string) error {
+	if err := segments.ValidateKey(key); err != nil {
+		return err
+	}
+	_, err := b.api.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.bucket, Key: &key})
+	err = b.mapErr("delete", key, err)
+	if errors.Is(err, segments.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (b *Bucket) List(ctx context.Context, prefix, startAfter string) iter.Seq2[segments.ObjectInfo, error] {
+	return func(yield func(segments.ObjectInfo, error) bool) {
+		in := &s3.ListObjectsV2Input{Bucket: &b.bucket, MaxKeys: aws.Int32(b.pageSize)}
+		if prefix != "" {
+			in.Prefix = aws.String(prefix)
+		}
+		if startAfter != "" {
+			in.StartAfter = aws.String(startAfter)
+		}
+		p := s3.NewListObjectsV2Paginator(b.api, in)
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				yield(segments.ObjectInfo{}, b.mapErr("list", prefix, err))
+				return
+			}
+			for _, o := range page.Contents {
+				info := segments.ObjectInfo{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size), Modified: aws.ToTime(o.LastModified)}
+				if !yield(info, nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// mapErr turns S3 errors into the port's sentinels, keeping the cause.
+func (b *Bucket) mapErr(op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var sentinel error
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "PreconditionFailed":
+			sentinel = segments.ErrAlreadyExists
+		case "NoSuchKey", "NotFound":
+			sentinel = segments.ErrNotFound
+		case "InvalidRange":
+			sentinel = segments.ErrInvalidRange
+		}
+	}
+	var re *awshttp.ResponseError
+	if sentinel == nil && errors.As(err, &re) {
+		switch re.HTTPStatusCode() {
+		case http.StatusPreconditionFailed:
+			sentinel = segments.ErrAlreadyExists
+		case http.StatusNotFound:
+			if ae == nil || ae.ErrorCode() != "NoSuchBucket" {
+				sentinel = segments.ErrNotFound
+			}
+		case http.StatusRequestedRangeNotSatisfiable:
+			sentinel = segments.ErrInvalidRange
+		}
+	}
+	if sentinel != nil {
+		return fmt.Errorf("%w: %s s3://%s/%s: %v", sentinel, op, b.bucket, key, err)
+	}
+	return fmt.Errorf("s3bucket: %s s3://%s/%s: %w", op, b.bucket, key, err)
+}
+
+type appendWriter struct{ buf []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	return len(p), nil
+}
