@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Start the local AWS stack without Docker: MinIO (S3) and a serialized moto
+# server (DynamoDB and S3) on loopback. Waits until both answer, bootstraps
+# the default bucket and table, and writes the endpoints to bin/localstack.env,
+# which the tests and `streambed serve --aws-local` read.
+#
+# Idempotent: services already running from an earlier `up` are reused.
+# Ports: MINIO_PORT (default 9100), MOTO_PORT (default 5100).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+state="$root/bin/localstack"
+mkdir -p "$state"
+
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+MINIO_PORT=${MINIO_PORT:-9100}
+MOTO_PORT=${MOTO_PORT:-5100}
+MINIO_USER=${MINIO_USER:-streambed}
+MINIO_PASSWORD=${MINIO_PASSWORD:-streambed-local-secret}
+PYTHON=${PYTHON:-python3}
+
+log() { printf 'localstack: %s\n' "$*" >&2; }
+
+alive() { # pidfile name-fragment
+  [ -f "$1" ] || return 1
+  local pid; pid=$(cat "$1")
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$2"
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_http() { # url name pidfile
+  for _ in $(seq 1 200); do
+    if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
+    if ! alive "$3" "$2"; then log "$2 exited during start-up; its log:"; tail -30 "$state/$2.log" >&2; return 1; fi
+    sleep 0.1
+  done
+  log "$2 did not answer at $1 within 20s"; return 1
+}
+
+# MinIO is built from source once and cached in bin/ (about 4 minutes).
+if [ ! -x "$root/bin/minio" ] || [ "$(cat "$root/bin/minio.version" 2>/dev/null)" != "$MINIO_VERSION" ]; then
+  log "building MinIO $MINIO_VERSION into bin/ (once; a few minutes)"
+  GOBIN="$root/bin" GOFLAGS=-buildvcs=false go install "github.com/minio/minio@$MINIO_VERSION"
+  echo "$MINIO_VERSION" >"$root/bin/minio.version"
+fi
+
+if ! "$PYTHON" -c 'import moto.server, werkzeug' 2>/dev/null; then
+  log "moto's server is not installed for $PYTHON; install it with: pip install 'moto[server]'"
+  exit 1
+fi
+
+if alive "$state/minio.pid" minio; then
+  log "MinIO already running (pid $(cat "$state/minio.pid"))"
+else
+  port_free "$MINIO_PORT" || { log "port $MINIO_PORT is taken; set MINIO_PORT"; exit 1; }
+  MINIO_ROOT_USER=$MINIO_USER MINIO_ROOT_PASSWORD=$MINIO_PASSWORD MINIO_BROWSER=off \
+    MINIO_UPDATE=off MINIO_CI_CD=1 \
+    nohup "$root/bin/minio" server --quiet --address "127.0.0.1:$MINIO_PORT" \
+    --console-address "127.0.0.1:$((MINIO_PORT + 1))" "$state/minio-data" \
+    >"$state/minio.log" 2>&1 &
+  echo $! >"$state/minio.pid"
+  log "MinIO starting on 127.0.0.1:$MINIO_PORT (pid $!)"
+fi
+
+if alive "$state/moto.pid" moto_serial; then
+  log "moto already running (pid $(cat "$state/moto.pid"))"
+else
+  port_free "$MOTO_PORT" || { log "port $MOTO_PORT is taken; set MOTO_PORT"; exit 1; }
+  nohup "$PYTHON" "$root/localstack/moto_serial.py" --host 127.0.0.1 --port "$MOTO_PORT" \
+    >"$state/moto.log" 2>&1 &
+  echo $! >"$state/moto.pid"
+  log "moto (serialized) starting on 127.0.0.1:$MOTO_PORT (pid $!)"
+fi
+
+wait_http "http://127.0.0.1:$MINIO_PORT/minio/health/live" minio "$state/minio.pid"
+wait_http "http://127.0.0.1:$MOTO_PORT/moto-api/" moto_serial "$state/moto.pid"
+
+cat >"$root/bin/localstack.env" <<ENV
+# Written by localstack/up.sh; read by the tests and by 'make run-local'.
+STREAMBED_TEST_MINIO_ENDPOINT=http://127.0.0.1:$MINIO_PORT
+STREAMBED_TEST_MINIO_ACCESS_KEY=$MINIO_USER
+STREAMBED_TEST_MINIO_SECRET_KEY=$MINIO_PASSWORD
+STREAMBED_TEST_MOTO_ENDPOINT=http://127.0.0.1:$MOTO_PORT
+ENV
+
+"$root/localstack/bootstrap.sh"
+log "ready; endpoints in bin/localstack.env"
