@@ -16,16 +16,13 @@ import (
 	"io"
 	"iter"
 	"net/http"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
+	"github.com/streambed/streambed/internal/awsconf"
 	"github.com/streambed/streambed/pkg/segments"
 )
 
@@ -40,58 +37,19 @@ type API interface {
 
 // Config selects the endpoint and retry behaviour of a client.
 type Config struct {
-	// Endpoint overrides the AWS endpoint (MinIO, moto, LocalStack), e.g.
-	// http://127.0.0.1:9000. Empty means AWS.
-	Endpoint string
-	// Region defaults to AWS_REGION / the shared config, then us-east-1.
-	Region string
+	awsconf.Config
 	// PathStyle addresses buckets as endpoint/bucket/key instead of
 	// bucket.endpoint/key; local stores need it.
 	PathStyle bool
-	// MaxAttempts per request, first try included (default 10).
-	MaxAttempts int
-	// MaxBackoff caps the wait between attempts (default 20s).
-	MaxBackoff time.Duration
-	// Backoff replaces the SDK's backoff (tests use a fast one).
-	Backoff retry.BackoffDelayer
-	// HTTPClient replaces the default HTTP client.
-	HTTPClient *http.Client
 }
 
 // NewClient builds an S3 client from the default credential chain and cfg.
 func NewClient(ctx context.Context, cfg Config) (*s3.Client, error) {
-	var opts []func(*config.LoadOptions) error
-	if cfg.Region != "" {
-		opts = append(opts, config.WithRegion(cfg.Region))
-	}
-	if cfg.HTTPClient != nil {
-		opts = append(opts, config.WithHTTPClient(cfg.HTTPClient))
-	}
-	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	// Concurrent conditional writes to one key: S3 asks to retry.
+	cfg.RetryCodes = append(cfg.RetryCodes, "ConditionalRequestConflict")
+	awsCfg, err := awsconf.Load(ctx, cfg.Config)
 	if err != nil {
-		return nil, fmt.Errorf("s3bucket: load AWS config: %w", err)
-	}
-	if awsCfg.Region == "" {
-		awsCfg.Region = "us-east-1"
-	}
-	attempts, backoff := cfg.MaxAttempts, cfg.MaxBackoff
-	if attempts <= 0 {
-		attempts = 10
-	}
-	if backoff <= 0 {
-		backoff = 20 * time.Second
-	}
-	awsCfg.Retryer = func() aws.Retryer {
-		return retry.NewStandard(func(o *retry.StandardOptions) {
-			o.MaxAttempts = attempts
-			o.MaxBackoff = backoff
-			o.RateLimiter = ratelimit.None
-			if cfg.Backoff != nil {
-				o.Backoff = cfg.Backoff
-			}
-			// Concurrent conditional writes to one key: S3 asks to retry.
-			o.Retryables = append(o.Retryables, retry.RetryableErrorCode{Codes: map[string]struct{}{"ConditionalRequestConflict": {}}})
-		})
+		return nil, fmt.Errorf("s3bucket: %w", err)
 	}
 	return s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if cfg.Endpoint != "" {

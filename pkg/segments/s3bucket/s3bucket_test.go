@@ -16,6 +16,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/streambed/streambed/internal/awsconf"
 	"github.com/streambed/streambed/internal/testenv"
 	"github.com/streambed/streambed/pkg/segments"
 	"github.com/streambed/streambed/pkg/segments/s3bucket"
@@ -33,7 +34,7 @@ func client(t *testing.T, endpoint, user, password string) *s3.Client {
 	t.Setenv("AWS_ACCESS_KEY_ID", user)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", password)
 	t.Setenv("AWS_REGION", "us-east-1")
-	c, err := s3bucket.NewClient(context.Background(), s3bucket.Config{Endpoint: endpoint, PathStyle: true, Backoff: fastBackoff{}})
+	c, err := s3bucket.NewClient(context.Background(), s3bucket.Config{Config: awsconf.Config{Endpoint: endpoint, Backoff: fastBackoff{}}, PathStyle: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,79 @@
+// Package awsconf builds the aws.Config every Streambed AWS adapter uses:
+// the default credential chain, an optional endpoint override for local
+// stacks, and a retryer tuned for a server (more attempts, capped
+// exponential backoff with jitter, no client-side retry quota, so
+// throttling slows the broker down instead of failing it fast).
+package awsconf
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+)
+
+// Config selects the endpoint and retry behaviour.
+type Config struct {
+	// Endpoint overrides the AWS endpoint (MinIO, moto, LocalStack).
+	Endpoint string
+	// Region defaults to AWS_REGION / the shared config, then us-east-1.
+	Region string
+	// MaxAttempts per request, first try included (default 10).
+	MaxAttempts int
+	// MaxBackoff caps the wait between attempts (default 20s).
+	MaxBackoff time.Duration
+	// Backoff replaces the SDK's backoff (tests use a fast one).
+	Backoff retry.BackoffDelayer
+	// RetryCodes are extra error codes worth retrying.
+	RetryCodes []string
+	// HTTPClient replaces the default HTTP client.
+	HTTPClient *http.Client
+}
+
+// Load returns an aws.Config for cfg.
+func Load(ctx context.Context, cfg Config) (aws.Config, error) {
+	var opts []func(*config.LoadOptions) error
+	if cfg.Region != "" {
+		opts = append(opts, config.WithRegion(cfg.Region))
+	}
+	if cfg.HTTPClient != nil {
+		opts = append(opts, config.WithHTTPClient(cfg.HTTPClient))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS config: %w", err)
+	}
+	if awsCfg.Region == "" {
+		awsCfg.Region = "us-east-1"
+	}
+	attempts, backoff := cfg.MaxAttempts, cfg.MaxBackoff
+	if attempts <= 0 {
+		attempts = 10
+	}
+	if backoff <= 0 {
+		backoff = 20 * time.Second
+	}
+	awsCfg.Retryer = func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = attempts
+			o.MaxBackoff = backoff
+			o.RateLimiter = ratelimit.None
+			if cfg.Backoff != nil {
+				o.Backoff = cfg.Backoff
+			}
+			if len(cfg.RetryCodes) > 0 {
+				codes := map[string]struct{}{}
+				for _, c := range cfg.RetryCodes {
+					codes[c] = struct{}{}
+				}
+				o.Retryables = append(o.Retryables, retry.RetryableErrorCode{Codes: codes})
+			}
+		})
+	}
+	return awsCfg, nil
+}

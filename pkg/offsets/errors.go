@@ -1,0 +1,47 @@
+package offsets
+
+import (
+	"errors"
+	"fmt"
+)
+
+// State errors the Store returns. They are sentinels so that the HTTP
+// layer's single error catalog can map each to a status and a code; details
+// travel in wrapping errors.
+var (
+	ErrInvalid                = errors.New("invalid argument")
+	ErrUnknownTopic           = errors.New("unknown topic")
+	ErrTopicExists            = errors.New("topic already exists")
+	ErrUnknownPartition       = errors.New("unknown partition")
+	ErrOutOfOrderSequence     = errors.New("out of order sequence number")
+	ErrProducerFenced         = errors.New("producer fenced by a newer epoch")
+	ErrExpectedOffsetMismatch = errors.New("expected offset does not match the log end offset")
+	ErrFenced                 = errors.New("fencing token does not match")
+	ErrLeaseHeld              = errors.New("partition lease held by another compactor")
+	ErrLeaseLost              = errors.New("partition lease lost")
+	ErrUnknownGroup           = errors.New("unknown group")
+	ErrUnknownMember          = errors.New("unknown member id")
+	ErrStaleMemberEpoch       = errors.New("stale member epoch")
+	ErrPartitionNotAssigned   = errors.New("partition not assigned to the member")
+	ErrGroupNotEmpty          = errors.New("group is not empty")
+	// ErrUnavailable: the store could not complete the operation (conflicts
+	// or throttling outlasted the retry budget, or the backend failed). It is
+	// retryable; for a produce nothing was committed.
+	ErrUnavailable = errors.New("metadata store unavailable")
+)
+
+// OffsetMismatchError carries the log end offset an expected_offset append
+// found, so clients can resynchronize.
+type OffsetMismatchError struct {
+	Expected, LogEnd int64
+}
+
+func (e *OffsetMismatchError) Error() string {
+	return fmt.Sprintf("expected offset %d, log end offset is %d", e.Expected, e.LogEnd)
+}
+
+func (e *OffsetMismatchError) Unwrap() error { return ErrExpectedOffsetMismatch }
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,351 @@
+package offsets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// ObjectMeta describes an uploaded segment object about to be committed.
+type ObjectMeta struct {
+	Key  string
+	Size int64
+}
+
+// ProducerBatch identifies an idempotent producer's batch (KIP-98).
+type ProducerID struct {
+	ID       int64
+	Epoch    int16
+	FirstSeq int32
+}
+
+// Append is one partition's slice of an uploaded object, to be appended.
+type Append struct {
+	Partition int32
+	Offset    int64 // byte range of the slice in the object
+	Length    int64
+	Records   int64 // records in the slice (they get dense offsets)
+	MinTs     int64
+	MaxTs     int64
+	Bytes     int64 // counted against retention_bytes
+	// Producer is set for idempotent appends.
+	Producer *ProducerID
+	// ExpectedOffset, when >= 0, must equal the log end offset.
+	ExpectedOffset int64
+	// FenceToken, when non-nil, must equal the partition's fencing token.
+	FenceToken *string
+}
+
+// AppendResult is the outcome for one Append. Err is a state error for this
+// partition only (ErrOutOfOrderSequence, ErrProducerFenced,
+// ErrExpectedOffsetMismatch, ErrFenced, ErrUnknownTopic, ErrUnavailable).
+type AppendResult struct {
+	Partition int32
+	Base      int64
+	Last      int64
+	LogEnd    int64
+	Duplicate bool // a retry of an already committed batch: original offsets
+	Err       error
+}
+
+// Commit makes the slices of an uploaded object visible, atomically per
+// transaction: for every partition it advances the log end by the slice's
+// record count, adds an index entry, updates the producer's state and
+// counts a reference to the object, on the condition that every head is
+// still what was read. Lost races are retried with a fresh read; partitions
+// that fail validation get their own error and the rest still commit.
+//
+// An append spanning more partitions than one transaction holds is split
+// into several transactions; each partition is still all or nothing. If a
+// write's outcome is unknown (a timeout), the next attempt finds out from
+// the index whether it landed, so nothing is committed twice.
+//
+// The returned error is for the request as a whole (a canceled context);
+// per-partition outcomes are in the results, in the order of appends.
+func (s *Store) Commit(ctx context.Context, t Topic, obj ObjectMeta, appends []Append) ([]AppendResult, error) {
+	res := make([]AppendResult, len(appends))
+	pending := make([]int, 0, len(appends))
+	seen := make(map[int32]bool, len(appends))
+	for i, a := range appends {
+		res[i].Partition = a.Partition
+		switch {
+		case a.Partition < 0 || a.Partition >= t.Partitions:
+			res[i].Err = fmt.Errorf("%w: %s has partitions 0..%d, not %d", ErrUnknownPartition, t.Name, t.Partitions-1, a.Partition)
+		case seen[a.Partition]:
+			res[i].Err = invalidf("partition %d appears twice in one commit", a.Partition)
+		case a.Records < 1 || a.Records > math.MaxInt32 || a.Length < 0 || a.Offset < 0:
+			res[i].Err = invalidf("partition %d: %d records in %d bytes", a.Partition, a.Records, a.Length)
+		default:
+			seen[a.Partition] = true
+			pending = append(pending, i)
+		}
+	}
+	if obj.Key == "" {
+		return nil, invalidf("commit without an object key")
+	}
+	c := &commit{s: s, t: t, obj: obj, appends: appends, res: res, attempted: map[int]Key{}}
+	err := s.loop(ctx, "commit", func() (bool, error) {
+		var err error
+		pending, err = c.attempt(ctx, pending)
+		return len(pending) == 0, err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		for _, i := range pending {
+			res[i].Err = err
+		}
+	}
+	return res, nil
+}
+
+// commit is the state of one Commit call across attempts.
+type commit struct {
+	s       *Store
+	t       Topic
+	obj     ObjectMeta
+	appends []Append
+	res     []AppendResult
+	// attempted maps an append to the index key it last tried to write, so
+	// a later attempt can tell whether an ambiguous write landed.
+	attempted map[int]Key
+}
+
+// opsPerAppend is the items one partition needs in a transaction: head,
+// index entry, producer state; plus one object-ref item per transaction.
+const opsPerAppend = 3
+
+// attempt reads the current state of the pending partitions, decides each,
+// and writes the accepted ones in as few transactions as fit. It returns
+// the appends still pending.
+func (c *commit) attempt(ctx context.Context, pending []int) ([]int, error) {
+	keys := make([]Key, 0, 3*len(pending)+1)
+	keys = append(keys, refKey(c.obj.Key))
+	for _, i := range pending {
+		a := c.appends[i]
+		keys = append(keys, headKey(c.t.ID, a.Partition))
+		if a.Producer != nil {
+			keys = append(keys, producerKey(c.t.ID, a.Partition, a.Producer.ID))
+		}
+		if k, ok := c.attempted[i]; ok {
+			keys = append(keys, k)
+		}
+	}
+	items, err := c.s.getMany(ctx, keys)
+	if err != nil {
+		return pending, err
+	}
+	byKey := make(map[Key]Item, len(items))
+	for _, it := range items {
+		byKey[it.Key] = it
+	}
+	refItem := byKey[refKey(c.obj.Key)]
+	var ref ObjectRef
+	if refItem.Exists() {
+		if err := decode(refItem, &ref); err != nil {
+			return pending, err
+		}
+	}
+
+	now := c.s.now()
+	type accepted struct {
+		i   int
+		ops []Op
+	}
+	var acc []accepted
+	var still []int
+	for _, i := range pending {
+		a := c.appends[i]
+		// Did an earlier, ambiguous attempt commit this partition?
+		if k, ok := c.attempted[i]; ok {
+			if it := byKey[k]; it.Exists() {
+				var e IndexEntry
+				if err := decode(it, &e); err != nil {
+					return pending, err
+				}
+				if e.Object == c.obj.Key && e.Offset == a.Offset {
+					c.res[i] = AppendResult{Partition: a.Partition, Base: e.Base, Last: e.Last, LogEnd: e.Last + 1}
+					continue
+				}
+			}
+		}
+		ops, r, err := c.decide(a, byKey, now)
+		if err != nil {
+			return pending, err
+		}
+		if ops == nil {
+			c.res[i] = r
+			continue
+		}
+		c.attempted[i] = ops[1].Key
+		acc = append(acc, accepted{i, ops})
+	}
+	if len(acc) == 0 {
+		return nil, nil
+	}
+
+	// Group partitions into transactions; each carries the object-ref update
+	// for the entries it adds.
+	perTx := (MaxWriteOps - 1) / opsPerAppend
+	refVersion := refItem.Version
+	var firstErr error
+	for start := 0; start < len(acc); start += perTx {
+		chunk := acc[start:min(start+perTx, len(acc))]
+		var w tx
+		for _, a := range chunk {
+			w.ops = append(w.ops, a.ops...)
+		}
+		ref.Refs += int64(len(chunk))
+		if refVersion == 0 {
+			ref.Size, ref.CreatedMs = c.obj.Size, now.UnixMilli()
+		}
+		w.put(refKey(c.obj.Key), refVersion, &ref)
+		err := c.s.t.Write(ctx, w.ops...)
+		if err != nil {
+			// This chunk is undecided (lost a race, or unknown); later chunks
+			// would condition on a ref version we no longer know. Re-read.
+			for _, a := range acc[start:] {
+				still = append(still, a.i)
+			}
+			firstErr = err
+			break
+		}
+		refVersion++
+		for _, a := range chunk {
+			ap := c.appends[a.i]
+			var e IndexEntry
+			_ = decodeValue(a.ops[1].Value, &e)
+			c.res[a.i] = AppendResult{Partition: ap.Partition, Base: e.Base, Last: e.Last, LogEnd: e.Last + 1}
+		}
+	}
+	if firstErr != nil && !retryable(firstErr) {
+		// Ambiguous (timeout, connection reset): treat as retryable, the
+		// next attempt checks the index for what landed.
+		c.s.log.Debug("commit write outcome unknown; re-reading", "object", c.obj.Key, "err", firstErr)
+		firstErr = fmt.Errorf("%w: %v", ErrConflict, firstErr)
+	}
+	return still, firstErr
+}
+
+// decide validates one append against the partition's head and producer
+// state. It returns the ops to commit it, or nil ops and a final result.
+func (c *commit) decide(a Append, byKey map[Key]Item, now time.Time) ([]Op, AppendResult, error) {
+	r := AppendResult{Partition: a.Partition}
+	hk := headKey(c.t.ID, a.Partition)
+	hi := byKey[hk]
+	var h Head
+	if hi.Exists() {
+		if err := decode(hi, &h); err != nil {
+			return nil, r, err
+		}
+	}
+	r.LogEnd = h.LogEnd
+	if h.Deleted {
+		r.Err = fmt.Errorf("%w: %s (deleted)", ErrUnknownTopic, c.t.Name)
+		return nil, r, nil
+	}
+	if a.FenceToken != nil && *a.FenceToken != h.FenceToken {
+		r.Err = fmt.Errorf("%w: partition %d", ErrFenced, a.Partition)
+		return nil, r, nil
+	}
+
+	var pk Key
+	var pi Item
+	var ps ProducerState
+	if p := a.Producer; p != nil {
+		pk = producerKey(c.t.ID, a.Partition, p.ID)
+		pi = byKey[pk]
+		known := false
+		if pi.Exists() && (pi.TTL == 0 || pi.TTL > now.Unix()) {
+			if err := decode(pi, &ps); err != nil {
+				return nil, r, err
+			}
+			known = true
+		}
+		lastSeq := seqAdd(p.FirstSeq, a.Records-1)
+		var dup *ProducerBatch
+		var err error
+		ps, dup, err = checkSequence(ps, known, p, lastSeq, a.Partition)
+		if err != nil {
+			r.Err = err
+			return nil, r, nil
+		}
+		if dup != nil {
+			r.Base, r.Last, r.Duplicate = dup.Base, dup.Last, true
+			return nil, r, nil
+		}
+	}
+	if a.ExpectedOffset >= 0 && a.ExpectedOffset != h.LogEnd {
+		r.Err = &OffsetMismatchError{Expected: a.ExpectedOffset, LogEnd: h.LogEnd}
+		return nil, r, nil
+	}
+
+	base, last := h.LogEnd, h.LogEnd+a.Records-1
+	e := IndexEntry{
+		Base: base, Last: last, Records: a.Records, Object: c.obj.Key, Offset: a.Offset, Length: a.Length,
+		MinTs: a.MinTs, MaxTs: a.MaxTs, CreatedMs: now.UnixMilli(),
+	}
+	h.LogEnd = last + 1
+	h.Bytes += a.Bytes
+	h.LastAppendMs = now.UnixMilli()
+	h.MaxTimestamp = max(h.MaxTimestamp, a.MaxTs)
+	var w tx
+	w.put(hk, hi.Version, &h)
+	w.put(segKey(c.t.ID, a.Partition, last), 0, &e)
+	if p := a.Producer; p != nil {
+		ps.Batches = append(ps.Batches, ProducerBatch{FirstSeq: p.FirstSeq, LastSeq: ps.LastSeq, Base: base, Last: last})
+		if len(ps.Batches) > MaxProducerBatches {
+			ps.Batches = ps.Batches[len(ps.Batches)-MaxProducerBatches:]
+		}
+		ps.UpdatedMs = now.UnixMilli()
+		w.putTTL(pk, pi.Version, &ps, now.Add(c.s.producerTTL).Unix())
+	}
+	r.Base, r.Last, r.LogEnd = base, last, last+1
+	return w.ops, r, nil
+}
+
+// checkSequence applies KIP-98's rules to a batch and returns the updated
+// state, or the remembered batch it duplicates.
+func checkSequence(ps ProducerState, known bool, p *ProducerID, lastSeq int32, part int32) (ProducerState, *ProducerBatch, error) {
+	switch {
+	case p.ID < 0 || p.Epoch < 0 || p.FirstSeq < 0:
+		return ps, nil, invalidf("producer id %d, epoch %d and sequence %d must not be negative", p.ID, p.Epoch, p.FirstSeq)
+	case !known || p.Epoch > ps.Epoch:
+		// A new producer, or a new epoch fencing the old one: start at 0.
+		if p.FirstSeq != 0 {
+			what := "unknown producer"
+			if known {
+				what = fmt.Sprintf("new epoch %d (was %d)", p.Epoch, ps.Epoch)
+			}
+			return ps, nil, fmt.Errorf("%w: partition %d: %s must start at sequence 0, not %d", ErrOutOfOrderSequence, part, what, p.FirstSeq)
+		}
+		return ProducerState{Epoch: p.Epoch, LastSeq: lastSeq}, nil, nil
+	case p.Epoch < ps.Epoch:
+		return ps, nil, fmt.Errorf("%w: partition %d: epoch %d, current is %d", ErrProducerFenced, part, p.Epoch, ps.Epoch)
+	}
+	for i := range ps.Batches {
+		if b := &ps.Batches[i]; b.FirstSeq == p.FirstSeq && b.LastSeq == lastSeq {
+			return ps, b, nil
+		}
+	}
+	if want := seqAdd(ps.LastSeq, 1); p.FirstSeq != want {
+		return ps, nil, fmt.Errorf("%w: partition %d: got sequence %d, expected %d", ErrOutOfOrderSequence, part, p.FirstSeq, want)
+	}
+	ps.LastSeq = lastSeq
+	return ps, nil, nil
+}
+
+// seqAdd adds to a sequence number, wrapping at MaxInt32 as Kafka does.
+func seqAdd(seq int32, n int64) int32 {
+	return int32((int64(seq) + n) % (math.MaxInt32 + 1))
+}
+
+func decodeValue(b []byte, v validator) error { return decode(Item{Value: b}, v) }
+
+// IsRetryable reports whether an error from the Store is worth retrying.
+func IsRetryable(err error) bool {
+	return errors.Is(err, ErrUnavailable) || retryable(err)
+}
