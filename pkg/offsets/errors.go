@@ -42,6 +42,24 @@ func (e *OffsetMismatchError) Error() string {
 
 func (e *OffsetMismatchError) Unwrap() error { return ErrExpectedOffsetMismatch }
 
-func invalidf(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+// InvalidError is bad input, naming the offending field (as the API
+// spells it, e.g. "config.retention_ms") when there is one.
+type InvalidError struct {
+	Field  string
+	Reason string
 }
+
+func (e *InvalidError) Error() string {
+	if e.Field == "" {
+		return ErrInvalid.Error() + ": " + e.Reason
+	}
+	return ErrInvalid.Error() + ": " + e.Field + ": " + e.Reason
+}
+
+func (e *InvalidError) Unwrap() error { return ErrInvalid }
+
+func invalid(field, format string, args ...any) error {
+	return &InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+func invalidf(format string, args ...any) error { return invalid("", format, args...) }

@@ -101,10 +101,12 @@ func (g *Group) Member(id string) (Member, bool) {
 
 // ValidateGroupName: the same characters as topics (they appear in keys),
 // up to 249 of them.
-func ValidateGroupName(g string) error { return validateName("group name", g, MaxTopicNameLen) }
+func ValidateGroupName(g string) error {
+	return validateName("group", "group name", g, MaxTopicNameLen)
+}
 
 // ValidateMemberID: 1-100 characters of [a-zA-Z0-9._-].
-func ValidateMemberID(id string) error { return validateName("member_id", id, 100) }
+func ValidateMemberID(id string) error { return validateName("member_id", "member_id", id, 100) }
 
 // LoadGroup reads a group's meta and members in one strongly consistent query.
 func (s *Store) LoadGroup(ctx context.Context, name string) (Group, error) {
@@ -221,19 +223,19 @@ func (s *Store) CommitOffsets(ctx context.Context, group, memberID string, membe
 		return err
 	}
 	if len(offsets) == 0 || len(offsets) > MaxWriteOps-2 {
-		return invalidf("offsets: commit between 1 and %d offsets at once", MaxWriteOps-2)
+		return invalid("offsets", "commit between 1 and %d offsets at once", MaxWriteOps-2)
 	}
 	seen := map[[2]any]bool{}
 	for i, o := range offsets {
 		switch {
 		case o.Offset < 0:
-			return invalidf("offsets[%d].offset %d is negative", i, o.Offset)
+			return invalid(fmt.Sprintf("offsets[%d].offset", i), "%d is negative", o.Offset)
 		case len(o.Metadata) > MaxCommitMetadata:
-			return invalidf("offsets[%d].metadata is %d bytes, the limit is %d", i, len(o.Metadata), MaxCommitMetadata)
+			return invalid(fmt.Sprintf("offsets[%d].metadata", i), "%d bytes, the limit is %d", len(o.Metadata), MaxCommitMetadata)
 		case ValidateTopicName(o.Topic) != nil || o.Partition < 0:
-			return invalidf("offsets[%d] names topic %q partition %d", i, o.Topic, o.Partition)
+			return invalid(fmt.Sprintf("offsets[%d]", i), "topic %q partition %d is not a valid partition", o.Topic, o.Partition)
 		case seen[[2]any{o.Topic, o.Partition}]:
-			return invalidf("offsets[%d]: %s/%d appears twice", i, o.Topic, o.Partition)
+			return invalid(fmt.Sprintf("offsets[%d]", i), "%s/%d appears twice", o.Topic, o.Partition)
 		}
 		seen[[2]any{o.Topic, o.Partition}] = true
 	}

@@ -31,14 +31,13 @@ func decodeEntries(items []Item, more bool) ([]IndexEntry, bool, error) {
 	return out, more, nil
 }
 
-// EntryForTimestamp returns the first index entry that may hold a record
-// with timestamp >= ts (the first whose max timestamp reaches ts), or ok
-// false if no record that new exists. Timestamps need not be monotonic
-// within a partition, as in Kafka, so the caller scans the entry's records
-// for the exact offset.
-func (s *Store) EntryForTimestamp(ctx context.Context, topicID string, p int32, ts int64) (IndexEntry, bool, error) {
+// EntryForTimestamp returns the first index entry holding offsets at or
+// after from that may hold a record with timestamp >= ts (the first whose
+// max timestamp reaches ts), or ok false if there is none. Timestamps need
+// not be monotonic within a partition, as in Kafka, so the caller scans the
+// entry's records for the exact offset.
+func (s *Store) EntryForTimestamp(ctx context.Context, topicID string, p int32, from, ts int64) (IndexEntry, bool, error) {
 	const page = 100
-	from := int64(0)
 	for {
 		entries, more, err := s.Index(ctx, topicID, p, from, page)
 		if err != nil {

@@ -87,7 +87,7 @@ func (s *Store) SetFenceToken(ctx context.Context, t Topic, p int32, current *st
 		return fmt.Errorf("%w: %d", ErrUnknownPartition, p)
 	}
 	if len(token) > 256 {
-		return invalidf("fencing token is %d bytes, the limit is 256", len(token))
+		return invalid("token", "%d bytes, the limit is 256", len(token))
 	}
 	return s.loop(ctx, "fence", func() (bool, error) {
 		var h Head

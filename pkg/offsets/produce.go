@@ -312,7 +312,7 @@ func (c *commit) decide(a Append, byKey map[Key]Item, now time.Time) ([]Op, Appe
 func checkSequence(ps ProducerState, known bool, p *ProducerID, lastSeq int32, part int32) (ProducerState, *ProducerBatch, error) {
 	switch {
 	case p.ID < 0 || p.Epoch < 0 || p.FirstSeq < 0:
-		return ps, nil, invalidf("producer id %d, epoch %d and sequence %d must not be negative", p.ID, p.Epoch, p.FirstSeq)
+		return ps, nil, invalid("producer", "id %d, epoch %d and sequence %d must not be negative", p.ID, p.Epoch, p.FirstSeq)
 	case !known || p.Epoch > ps.Epoch:
 		// A new producer, or a new epoch fencing the old one: start at 0.
 		if p.FirstSeq != 0 {

@@ -72,21 +72,21 @@ func (c *TopicConfig) Validate() error {
 	case "delete,compact":
 		c.CleanupPolicy = "compact,delete"
 	default:
-		return invalidf("config.cleanup_policy %q must be delete, compact or compact,delete", c.CleanupPolicy)
+		return invalid("config.cleanup_policy", "%q must be delete, compact or compact,delete", c.CleanupPolicy)
 	}
 	switch {
 	case c.RetentionMs < -1 || c.RetentionMs == 0:
-		return invalidf("config.retention_ms %d must be -1 (forever) or positive", c.RetentionMs)
+		return invalid("config.retention_ms", "%d must be -1 (forever) or positive", c.RetentionMs)
 	case c.RetentionBytes < -1 || c.RetentionBytes == 0:
-		return invalidf("config.retention_bytes %d must be -1 (no limit) or positive", c.RetentionBytes)
+		return invalid("config.retention_bytes", "%d must be -1 (no limit) or positive", c.RetentionBytes)
 	case c.MaxRecordBytes < 1 || c.MaxRecordBytes > MaxRecordBytesMax:
-		return invalidf("config.max_record_bytes %d must be between 1 and %d", c.MaxRecordBytes, MaxRecordBytesMax)
+		return invalid("config.max_record_bytes", "%d must be between 1 and %d", c.MaxRecordBytes, MaxRecordBytesMax)
 	case c.DeleteRetentionMs < 0:
-		return invalidf("config.delete_retention_ms %d must not be negative", c.DeleteRetentionMs)
+		return invalid("config.delete_retention_ms", "%d must not be negative", c.DeleteRetentionMs)
 	case c.TimestampType != "create" && c.TimestampType != "log_append":
-		return invalidf("config.timestamp_type %q must be create or log_append", c.TimestampType)
+		return invalid("config.timestamp_type", "%q must be create or log_append", c.TimestampType)
 	case c.SegmentBytes < 1<<20 || c.SegmentBytes > 1<<30:
-		return invalidf("config.segment_bytes %d must be between 1 MiB and 1 GiB", c.SegmentBytes)
+		return invalid("config.segment_bytes", "%d must be between 1 MiB and 1 GiB", c.SegmentBytes)
 	}
 	return nil
 }
@@ -100,23 +100,25 @@ func (t *Topic) validate() error {
 
 // ValidateTopicName applies Kafka's rule: 1-249 of [a-zA-Z0-9._-], and not
 // "." or "..".
-func ValidateTopicName(name string) error { return validateName("topic name", name, MaxTopicNameLen) }
+func ValidateTopicName(name string) error {
+	return validateName("name", "topic name", name, MaxTopicNameLen)
+}
 
 // validateName checks a name that becomes part of item keys.
-func validateName(field, name string, maxLen int) error {
+func validateName(field, label, name string, maxLen int) error {
 	if name == "" {
-		return invalidf("%s is empty", field)
+		return invalid(field, "%s is empty", label)
 	}
 	if len(name) > maxLen {
-		return invalidf("%s is %d characters, the limit is %d", field, len(name), maxLen)
+		return invalid(field, "%s is %d characters, the limit is %d", label, len(name), maxLen)
 	}
 	if name == "." || name == ".." {
-		return invalidf("%s cannot be %q", field, name)
+		return invalid(field, "%s cannot be %q", label, name)
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return invalidf("%s %q has %q at position %d; allowed are a-z, A-Z, 0-9, '.', '_' and '-'", field, name, c, i)
+			return invalid(field, "%s %q has %q at position %d; allowed are a-z, A-Z, 0-9, '.', '_' and '-'", label, name, c, i)
 		}
 	}
 	return nil
@@ -124,7 +126,7 @@ func validateName(field, name string, maxLen int) error {
 
 func validatePartitions(n int32) error {
 	if n < 1 || n > MaxPartitions {
-		return invalidf("partitions %d must be between 1 and %d", n, MaxPartitions)
+		return invalid("partitions", "%d must be between 1 and %d", n, MaxPartitions)
 	}
 	return nil
 }
@@ -234,7 +236,7 @@ func (s *Store) IncreasePartitions(ctx context.Context, name string, n int32) (T
 	}
 	return s.updateTopic(ctx, name, func(t *Topic) error {
 		if n < t.Partitions {
-			return invalidf("partitions: topic %s has %d partitions and partition counts cannot shrink (asked for %d)", name, t.Partitions, n)
+			return invalid("partitions", "topic %s has %d partitions and partition counts cannot shrink (asked for %d)", name, t.Partitions, n)
 		}
 		t.Partitions = n
 		return nil

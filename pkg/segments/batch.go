@@ -209,10 +209,12 @@ type BatchHeader struct {
 	NumRecords      int32
 }
 
-func (h *BatchHeader) Compression() Compression { return Compression(h.Attributes & attrCompressionMask) }
-func (h *BatchHeader) LogAppendTime() bool      { return h.Attributes&attrLogAppendTime != 0 }
-func (h *BatchHeader) Transactional() bool      { return h.Attributes&attrTransactional != 0 }
-func (h *BatchHeader) Control() bool            { return h.Attributes&attrControl != 0 }
+func (h *BatchHeader) Compression() Compression {
+	return Compression(h.Attributes & attrCompressionMask)
+}
+func (h *BatchHeader) LogAppendTime() bool { return h.Attributes&attrLogAppendTime != 0 }
+func (h *BatchHeader) Transactional() bool { return h.Attributes&attrTransactional != 0 }
+func (h *BatchHeader) Control() bool       { return h.Attributes&attrControl != 0 }
 
 // Size is the batch's total encoded size.
 func (h *BatchHeader) Size() int { return 12 + int(h.Length) }

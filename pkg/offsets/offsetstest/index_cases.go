@@ -31,22 +31,27 @@ var indexCases = map[string]func(*testing.T, *env){
 	},
 	"ForTimestamp": func(t *testing.T, e *env) {
 		tp := createTopic(t, e, "ts", 1)
-		for i, ts := range []int64{1000, 5000, 3000, 9000} { // non-monotonic, as Kafka allows
+		for _, ts := range []int64{1000, 5000, 3000, 9000} { // non-monotonic, as Kafka allows
 			a := app(0, 4)
 			a.MinTs, a.MaxTs = ts-500, ts
 			must(t, commitOne(t, e, tp, a).Err)
-			_ = i
 		}
 		for _, c := range []struct {
 			ts    int64
 			base  int64
 			found bool
 		}{{0, 0, true}, {1000, 0, true}, {1001, 4, true}, {4000, 4, true}, {5001, 12, true}, {9000, 12, true}, {9001, 0, false}} {
-			e2, ok, err := e.store.EntryForTimestamp(e.ctx, tp.ID, 0, c.ts)
+			e2, ok, err := e.store.EntryForTimestamp(e.ctx, tp.ID, 0, 0, c.ts)
 			must(t, err)
 			if ok != c.found || (ok && e2.Base != c.base) {
 				t.Fatalf("EntryForTimestamp(%d) = %+v %v, want base %d %v", c.ts, e2, ok, c.base, c.found)
 			}
+		}
+		// Starting past an entry skips it even if its timestamps qualify.
+		e2, ok, err := e.store.EntryForTimestamp(e.ctx, tp.ID, 0, 5, 1000)
+		must(t, err)
+		if !ok || e2.Base != 4 {
+			t.Fatalf("EntryForTimestamp(from 5, ts 1000) = %+v %v, want the entry at 4", e2, ok)
 		}
 	},
 	"EntriesTile": func(t *testing.T, e *env) {

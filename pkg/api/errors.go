@@ -1,0 +1,147 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+)
+
+// Code is a stable, machine-readable error code. Clients switch on codes,
+// never on messages.
+type Code string
+
+// Error codes. Each has one HTTP status and one retry classification,
+// listed in Catalog.
+const (
+	CodeInvalidRequest       Code = "invalid_request"
+	CodeInvalidJSON          Code = "invalid_json"
+	CodeUnsupportedMediaType Code = "unsupported_media_type"
+	CodeBodyTooLarge         Code = "body_too_large"
+	CodeRecordTooLarge       Code = "record_too_large"
+	CodeTooManyRecords       Code = "too_many_records"
+	CodeNotFound             Code = "not_found"
+	CodeMethodNotAllowed     Code = "method_not_allowed"
+	CodeUnknownTopic         Code = "unknown_topic"
+	CodeUnknownPartition     Code = "unknown_partition"
+	CodeTopicExists          Code = "topic_exists"
+	CodeOffsetOutOfRange     Code = "offset_out_of_range"
+	CodeOutOfOrderSequence   Code = "out_of_order_sequence"
+	CodeProducerFenced       Code = "producer_fenced"
+	CodeExpectedOffset       Code = "expected_offset_mismatch"
+	CodeFenced               Code = "fenced"
+	CodeUnknownGroup         Code = "unknown_group"
+	CodeUnknownMember        Code = "unknown_member_id"
+	CodeStaleMemberEpoch     Code = "stale_member_epoch"
+	CodePartitionNotAssigned Code = "partition_not_assigned"
+	CodeGroupNotEmpty        Code = "group_not_empty"
+	CodeUnauthenticated      Code = "unauthenticated"
+	CodeForbidden            Code = "forbidden"
+	CodeThrottled            Code = "throttled"
+	CodeUnavailable          Code = "unavailable"
+	CodeTimeout              Code = "timeout"
+	CodeInternal             Code = "internal"
+)
+
+// SideEffect says whether a failed request may have changed state.
+type SideEffect string
+
+const (
+	// SideEffectNone: nothing changed; safe to retry or give up.
+	SideEffectNone SideEffect = "none"
+	// SideEffectMaybe: the outcome is unknown (e.g. a timeout after a
+	// commit was sent). Retry only with idempotence (a producer id or an
+	// Idempotency-Key), or check before retrying.
+	SideEffectMaybe SideEffect = "maybe"
+)
+
+// CodeInfo is a catalog entry.
+type CodeInfo struct {
+	Status    int
+	Retryable bool
+	Title     string
+}
+
+// Catalog maps every code to its HTTP status, whether retrying the same
+// request can succeed, and a short title. It is the one place these are
+// decided.
+var Catalog = map[Code]CodeInfo{
+	CodeInvalidRequest:       {http.StatusBadRequest, false, "Invalid request"},
+	CodeInvalidJSON:          {http.StatusBadRequest, false, "Malformed JSON"},
+	CodeUnsupportedMediaType: {http.StatusUnsupportedMediaType, false, "Unsupported media type"},
+	CodeBodyTooLarge:         {http.StatusRequestEntityTooLarge, false, "Request body too large"},
+	CodeRecordTooLarge:       {http.StatusRequestEntityTooLarge, false, "Record too large"},
+	CodeTooManyRecords:       {http.StatusRequestEntityTooLarge, false, "Too many records"},
+	CodeNotFound:             {http.StatusNotFound, false, "Not found"},
+	CodeMethodNotAllowed:     {http.StatusMethodNotAllowed, false, "Method not allowed"},
+	CodeUnknownTopic:         {http.StatusNotFound, false, "Unknown topic"},
+	CodeUnknownPartition:     {http.StatusNotFound, false, "Unknown partition"},
+	CodeTopicExists:          {http.StatusConflict, false, "Topic already exists"},
+	CodeOffsetOutOfRange:     {http.StatusRequestedRangeNotSatisfiable, false, "Offset out of range"},
+	CodeOutOfOrderSequence:   {http.StatusConflict, false, "Out of order sequence number"},
+	CodeProducerFenced:       {http.StatusConflict, false, "Producer fenced"},
+	CodeExpectedOffset:       {http.StatusPreconditionFailed, false, "Expected offset mismatch"},
+	CodeFenced:               {http.StatusConflict, false, "Fencing token mismatch"},
+	CodeUnknownGroup:         {http.StatusNotFound, false, "Unknown group"},
+	CodeUnknownMember:        {http.StatusNotFound, false, "Unknown member id"},
+	CodeStaleMemberEpoch:     {http.StatusConflict, false, "Stale member epoch"},
+	CodePartitionNotAssigned: {http.StatusConflict, false, "Partition not assigned"},
+	CodeGroupNotEmpty:        {http.StatusConflict, false, "Group not empty"},
+	CodeUnauthenticated:      {http.StatusUnauthorized, false, "Authentication required"},
+	CodeForbidden:            {http.StatusForbidden, false, "Forbidden"},
+	CodeThrottled:            {http.StatusTooManyRequests, true, "Throttled"},
+	CodeUnavailable:          {http.StatusServiceUnavailable, true, "Temporarily unavailable"},
+	CodeTimeout:              {http.StatusServiceUnavailable, true, "Timed out"},
+	CodeInternal:             {http.StatusInternalServerError, false, "Internal error"},
+}
+
+// ProblemContentType is the media type of error responses (RFC 9457).
+const ProblemContentType = "application/problem+json"
+
+// Problem is an RFC 9457 problem detail with Streambed's extensions. Every
+// error response of the v1 API is one.
+type Problem struct {
+	Type       string     `json:"type"`
+	Title      string     `json:"title"`
+	Status     int        `json:"status"`
+	Detail     string     `json:"detail,omitempty"`
+	Code       Code       `json:"code"`
+	Retryable  bool       `json:"retryable"`
+	SideEffect SideEffect `json:"side_effect"`
+	// Field names the offending input, as a path like "records[3].value_b64".
+	Field     string `json:"field,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+	// Log bounds accompany offset_out_of_range and expected_offset_mismatch.
+	LogStartOffset *int64 `json:"log_start_offset,omitempty"`
+	LogEndOffset   *int64 `json:"log_end_offset,omitempty"`
+}
+
+// NewProblem fills a Problem for code from the catalog.
+func NewProblem(code Code, detail string) *Problem {
+	info, ok := Catalog[code]
+	if !ok {
+		code, info = CodeInternal, Catalog[CodeInternal]
+	}
+	return &Problem{
+		Type: "https://streambed.dev/problems/" + string(code), Title: info.Title, Status: info.Status,
+		Detail: detail, Code: code, Retryable: info.Retryable, SideEffect: SideEffectNone,
+	}
+}
+
+func (p *Problem) Error() string {
+	s := fmt.Sprintf("%d %s", p.Status, p.Code)
+	if p.Field != "" {
+		s += " (" + p.Field + ")"
+	}
+	if p.Detail != "" {
+		s += ": " + p.Detail
+	}
+	return s
+}
+
+// ErrorRef is the short error form inside per-record and per-partition
+// results.
+type ErrorRef struct {
+	Code      Code   `json:"code"`
+	Status    int    `json:"status"`
+	Retryable bool   `json:"retryable"`
+	Message   string `json:"message,omitempty"`
+}

@@ -1,0 +1,349 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/streambed/streambed/pkg/offsets"
+	"github.com/streambed/streambed/pkg/segments"
+)
+
+// FetchRequest reads records of one partition from Offset on.
+type FetchRequest struct {
+	Topic      string
+	Partition  int32
+	Offset     int64
+	MaxRecords int           // 0: 1000
+	MaxBytes   int           // 0: the response limit; at least one record is always returned
+	Wait       time.Duration // long poll: wait up to this long (capped) for data at the log end
+}
+
+// FetchResult is what a fetch returns. NextOffset is where the next fetch
+// starts; it can move past offsets that key compaction removed.
+type FetchResult struct {
+	Records    []segments.Record
+	NextOffset int64
+	LogStart   int64
+	LogEnd     int64
+}
+
+// indexTTL bounds how long index entries are cached. It must stay well
+// below the GC grace period: a cached entry may point at an object a merge
+// replaced, which stays readable until the grace period has passed.
+const indexTTL = 30 * time.Second
+
+// Fetch reads records from a partition. An offset below the log start or
+// beyond the log end is an *OffsetOutOfRangeError; an offset at the log end
+// waits up to req.Wait for data, returning as soon as some arrives.
+func (b *Broker) Fetch(ctx context.Context, req FetchRequest) (FetchResult, error) {
+	t, err := b.topicPartition(ctx, req.Topic, req.Partition)
+	if err != nil {
+		return FetchResult{}, err
+	}
+	return b.fetch(ctx, t, req)
+}
+
+func (b *Broker) fetch(ctx context.Context, t offsets.Topic, req FetchRequest) (FetchResult, error) {
+	maxRecords, maxBytes := b.budget(req.MaxRecords, req.MaxBytes)
+	wait := min(max(req.Wait, 0), b.limits.MaxWait)
+	deadline := b.now().Add(wait)
+	key := partKey(t.ID, req.Partition)
+	poll := b.cfg.PollMin
+	for {
+		woken := b.waiters.wait(key) // before reading: no append slips between
+		res, err := b.readOnce(ctx, t, req.Partition, req.Offset, maxRecords, maxBytes)
+		if err != nil || len(res.Records) > 0 || res.NextOffset > req.Offset {
+			return res, err
+		}
+		left := deadline.Sub(b.now())
+		if left <= 0 {
+			return res, nil
+		}
+		timer := time.NewTimer(min(poll, left))
+		select {
+		case <-woken:
+		case <-timer.C:
+			poll = min(2*poll, b.cfg.PollMax) // other processes' appends: re-read the head
+		case <-b.draining:
+			timer.Stop()
+			return res, nil
+		case <-ctx.Done():
+			timer.Stop()
+			return res, ctx.Err()
+		}
+		timer.Stop()
+	}
+}
+
+func (b *Broker) budget(maxRecords, maxBytes int) (int, int) {
+	if maxRecords <= 0 || maxRecords > 10000 {
+		maxRecords = min(max(maxRecords, 0), 10000)
+		if maxRecords == 0 {
+			maxRecords = 1000
+		}
+	}
+	if maxBytes <= 0 || maxBytes > b.limits.MaxResponseBytes {
+		maxBytes = b.limits.MaxResponseBytes
+	}
+	return maxRecords, maxBytes
+}
+
+// readOnce reads what is there now, without waiting.
+func (b *Broker) readOnce(ctx context.Context, t offsets.Topic, p int32, off int64, maxRecords, maxBytes int) (FetchResult, error) {
+	st, err := b.store.Partitions(ctx, t, p)
+	if err != nil {
+		return FetchResult{}, err
+	}
+	if st[0].Deleted {
+		b.forgetTopic(t.Name)
+		return FetchResult{}, fmt.Errorf("%w: %s", offsets.ErrUnknownTopic, t.Name)
+	}
+	res := FetchResult{NextOffset: off, LogStart: st[0].LogStart, LogEnd: st[0].LogEnd}
+	if off < res.LogStart || off > res.LogEnd {
+		return res, &OffsetOutOfRangeError{Offset: off, LogStart: res.LogStart, LogEnd: res.LogEnd}
+	}
+	if maxRecords <= 0 || maxBytes <= 0 {
+		return res, nil // budget spent (FetchMany): bounds only
+	}
+	bytes := 0
+	for res.NextOffset < res.LogEnd {
+		entries, err := b.entries(ctx, t.ID, p, res.NextOffset)
+		if err != nil {
+			return res, err
+		}
+		if len(entries) == 0 {
+			return res, fmt.Errorf("%w: no index entry holds offset %d of %s/%d (log end %d)", offsets.ErrUnavailable, res.NextOffset, t.Name, p, res.LogEnd)
+		}
+		for _, e := range entries {
+			recs, err := b.slice(ctx, e)
+			if err != nil {
+				return res, err
+			}
+			full := true
+			for _, r := range recs {
+				if r.Offset < res.NextOffset {
+					continue
+				}
+				if len(res.Records) >= maxRecords || (len(res.Records) > 0 && bytes+r.Size() > maxBytes) {
+					full = false
+					break
+				}
+				res.Records = append(res.Records, r)
+				bytes += r.Size()
+				res.NextOffset = r.Offset + 1
+			}
+			if !full {
+				return res, nil
+			}
+			res.NextOffset = max(res.NextOffset, e.Last+1) // past compacted gaps
+			if len(res.Records) >= maxRecords || bytes >= maxBytes || res.NextOffset >= res.LogEnd {
+				return res, nil
+			}
+		}
+	}
+	return res, nil
+}
+
+// entries returns index entries from the one holding off onwards.
+func (b *Broker) entries(ctx context.Context, topicID string, p int32, off int64) ([]offsets.IndexEntry, error) {
+	key := partKey(topicID, p)
+	if cached := b.index.lookup(key, off, b.now()); len(cached) > 0 {
+		return cached, nil
+	}
+	entries, _, err := b.store.Index(ctx, topicID, p, off, 16)
+	if err != nil {
+		return nil, err
+	}
+	b.index.store(key, entries, b.now())
+	return entries, nil
+}
+
+// slice returns the decoded records of an index entry, from the cache or
+// with one ranged read of just that slice.
+func (b *Broker) slice(ctx context.Context, e offsets.IndexEntry) ([]segments.Record, error) {
+	key := e.Object + "@" + strconv.FormatInt(e.Offset, 10) + "+" + strconv.FormatInt(e.Length, 10) + "#" + strconv.FormatInt(e.Base, 10)
+	if recs, ok := b.slices.get(key); ok {
+		return recs, nil
+	}
+	data, err := b.bucket.GetRange(ctx, e.Object, e.Offset, e.Length)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read %s: %v", ErrObjectStore, e.Object, err)
+	}
+	if int64(len(data)) != e.Length {
+		return nil, fmt.Errorf("%w: %s: slice at %d+%d is %d bytes", ErrCorrupt, e.Object, e.Offset, e.Length, len(data))
+	}
+	recs, err := b.codec.DecodeSlice(data, e.Base, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s at %d: %v", ErrCorrupt, e.Object, e.Offset, err)
+	}
+	if int64(len(recs)) != e.Records || (len(recs) > 0 && recs[len(recs)-1].Offset > e.Last) {
+		return nil, fmt.Errorf("%w: %s at %d: index says %d records in [%d,%d], the slice holds %d", ErrCorrupt, e.Object, e.Offset, e.Records, e.Base, e.Last, len(recs))
+	}
+	size := int64(0)
+	for i := range recs {
+		size += int64(recs[i].Size())
+	}
+	b.slices.add(key, recs, size)
+	return recs, nil
+}
+
+// ErrCorrupt: stored data does not match the index. Never expected; it
+// means damage or a bug, and is logged and answered with a 500.
+var ErrCorrupt = fmt.Errorf("stored data is corrupt")
+
+// OffsetForTimestamp returns the earliest offset whose record timestamp is
+// at or after ts (Kafka's offsetsForTimes), or found false (offset = log end).
+func (b *Broker) OffsetForTimestamp(ctx context.Context, topic string, p int32, ts int64) (off, recTs int64, found bool, st offsets.PartitionState, err error) {
+	t, err := b.topicPartition(ctx, topic, p)
+	if err != nil {
+		return 0, 0, false, st, err
+	}
+	states, err := b.store.Partitions(ctx, t, p)
+	if err != nil {
+		return 0, 0, false, st, err
+	}
+	st = states[0]
+	for from := st.LogStart; from < st.LogEnd; {
+		e, ok, err := b.store.EntryForTimestamp(ctx, t.ID, p, from, ts)
+		if err != nil || !ok {
+			return st.LogEnd, 0, false, st, err
+		}
+		recs, err := b.slice(ctx, e)
+		if err != nil {
+			return 0, 0, false, st, err
+		}
+		for _, r := range recs {
+			if r.Offset >= from && r.Timestamp >= ts {
+				return r.Offset, r.Timestamp, true, st, nil
+			}
+		}
+		// Only records below the log start qualified: look further on.
+		from = e.Last + 1
+	}
+	return st.LogEnd, 0, false, st, nil
+}
+
+// indexCache keeps recently read index entries per partition.
+type indexCache struct {
+	mu sync.Mutex
+	m  map[string]cachedIndex
+}
+
+type cachedIndex struct {
+	entries []offsets.IndexEntry // contiguous, ascending
+	fetched time.Time
+}
+
+func (c *indexCache) lookup(key string, off int64, now time.Time) []offsets.IndexEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ci, ok := c.m[key]
+	if !ok || now.Sub(ci.fetched) > indexTTL {
+		return nil
+	}
+	i := sort.Search(len(ci.entries), func(i int) bool { return ci.entries[i].Last >= off })
+	if i == len(ci.entries) || ci.entries[i].Base > off {
+		return nil
+	}
+	return ci.entries[i:]
+}
+
+func (c *indexCache) store(key string, entries []offsets.IndexEntry, now time.Time) {
+	if len(entries) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]cachedIndex{}
+	}
+	if len(c.m) > 10000 {
+		clear(c.m) // bounded; a miss costs one query
+	}
+	c.m[key] = cachedIndex{entries: entries, fetched: now}
+}
+
+// PartitionFetch is one partition's outcome in FetchMany.
+type PartitionFetch struct {
+	FetchResult
+	Err error
+}
+
+// MaxFetchPartitions bounds the partitions of one FetchMany.
+const MaxFetchPartitions = 1000
+
+// FetchMany reads several partitions with one shared budget of records and
+// bytes, in request order. Errors are per partition. If no partition has
+// data (and none failed), it waits up to wait for any of them to get some.
+func (b *Broker) FetchMany(ctx context.Context, reqs []FetchRequest, maxRecords, maxBytes int, wait time.Duration) []PartitionFetch {
+	maxRecords, maxBytes = b.budget(maxRecords, maxBytes)
+	out := make([]PartitionFetch, len(reqs))
+	topics := make([]offsets.Topic, len(reqs))
+	for i, r := range reqs {
+		topics[i], out[i].Err = b.topicPartition(ctx, r.Topic, r.Partition)
+		out[i].NextOffset = r.Offset
+	}
+	deadline := b.now().Add(min(max(wait, 0), b.limits.MaxWait))
+	poll := b.cfg.PollMin
+	for {
+		var woken []<-chan struct{}
+		recs, bytes, progress := 0, 0, false
+		for i, r := range reqs {
+			if topics[i].ID == "" {
+				progress = true // a per-partition error is an answer
+				continue
+			}
+			woken = append(woken, b.waiters.wait(partKey(topics[i].ID, r.Partition)))
+			res, err := b.readOnce(ctx, topics[i], r.Partition, r.Offset, maxRecords-recs, maxBytes-bytes)
+			out[i] = PartitionFetch{FetchResult: res, Err: err}
+			if err != nil || len(res.Records) > 0 || res.NextOffset > r.Offset {
+				progress = true
+			}
+			recs += len(res.Records)
+			for _, rec := range res.Records {
+				bytes += rec.Size()
+			}
+		}
+		left := deadline.Sub(b.now())
+		if progress || left <= 0 || ctx.Err() != nil {
+			return out
+		}
+		if !b.waitAny(ctx, woken, min(poll, left)) {
+			poll = min(2*poll, b.cfg.PollMax)
+		}
+	}
+}
+
+// waitAny waits until one of chans closes (true), d passes, the context
+// ends or the broker drains (false).
+func (b *Broker) waitAny(ctx context.Context, chans []<-chan struct{}, d time.Duration) bool {
+	fired := make(chan struct{}, 1)
+	done := make(chan struct{})
+	defer close(done)
+	for _, ch := range chans {
+		go func() {
+			select {
+			case <-ch:
+				select {
+				case fired <- struct{}{}:
+				default:
+				}
+			case <-done:
+			}
+		}()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-fired:
+		return true
+	case <-timer.C:
+	case <-ctx.Done():
+	case <-b.draining:
+	}
+	return false
+}

@@ -1,0 +1,352 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	mrand "math/rand/v2"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/streambed/streambed/pkg/offsets"
+	"github.com/streambed/streambed/pkg/segments"
+)
+
+// NoTimestamp asks the broker to stamp a record with its clock.
+const NoTimestamp = -1
+
+// NoPartition lets the broker choose: by key (murmur2), else sticky.
+const NoPartition = -1
+
+// ErrObjectStore: the object store failed (after the adapter's retries).
+// Nothing was committed; the request can be retried.
+var ErrObjectStore = errors.New("object store unavailable")
+
+// ProduceRecord is a record to append to a topic.
+type ProduceRecord struct {
+	segments.Record       // Timestamp NoTimestamp: stamp with the broker's clock
+	Partition       int32 // NoPartition: choose
+}
+
+// ProduceOptions tune a topic-level produce.
+type ProduceOptions struct {
+	// IdempotencyKey makes retries of the same request (same key, same
+	// records) return the original offsets instead of appending again.
+	IdempotencyKey string
+}
+
+// RecordResult is one record's outcome.
+type RecordResult struct {
+	Partition int32
+	Offset    int64
+	Timestamp int64
+	Err       error
+}
+
+// Produce appends records to a topic as one object and one commit. Bad
+// input fails the whole request before anything is written (a *FieldError
+// naming the record and field). Failures at commit time are per partition
+// and reported per record; the returned error is for the request as a
+// whole.
+func (b *Broker) Produce(ctx context.Context, topic string, recs []ProduceRecord, opt ProduceOptions) ([]RecordResult, error) {
+	t, err := b.Topic(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.checkBatch(len(recs), "records"); err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		if r.Partition >= t.Partitions {
+			if t, err = b.refreshTopic(ctx, topic); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
+	now := b.now()
+	sticky := int32(mrand.N(int(t.Partitions)))
+	if opt.IdempotencyKey != "" {
+		// Deterministic, so a retry puts unkeyed records where they went before.
+		sticky = int32(idempotencyHash(opt.IdempotencyKey) % uint64(t.Partitions))
+	}
+	byPart := map[int32][]int{}
+	stamped := make([]segments.Record, len(recs))
+	total := 0
+	for i := range recs {
+		r := recs[i]
+		field := "records[" + strconv.Itoa(i) + "]"
+		if err := b.checkRecord(&t, &r.Record, field, now); err != nil {
+			return nil, err
+		}
+		total += r.Size()
+		p := r.Partition
+		switch {
+		case p == NoPartition && r.Key != nil:
+			p = KeyPartition(r.Key, t.Partitions)
+		case p == NoPartition:
+			p = sticky
+		case p < 0 || p >= t.Partitions:
+			return nil, &FieldError{Field: field + ".partition", Reason: fmt.Sprintf("topic %s has partitions 0..%d, not %d", topic, t.Partitions-1, p), Err: offsets.ErrUnknownPartition}
+		}
+		stamped[i] = r.Record
+		byPart[p] = append(byPart[p], i)
+	}
+	if total > b.limits.MaxRequestBytes {
+		return nil, &FieldError{Field: "records", Reason: fmt.Sprintf("records total %d bytes, the limit is %d", total, b.limits.MaxRequestBytes), Err: ErrRecordTooLarge}
+	}
+
+	parts := make([]int32, 0, len(byPart))
+	for p := range byPart {
+		parts = append(parts, p)
+	}
+	slices.Sort(parts)
+	batches := make([]partBatch, len(parts))
+	for i, p := range parts {
+		batch := make([]segments.Record, len(byPart[p]))
+		for j, ri := range byPart[p] {
+			batch[j] = stamped[ri]
+		}
+		batches[i] = partBatch{partition: p, recs: batch, expectedOffset: -1}
+		if opt.IdempotencyKey != "" {
+			batches[i].producer = &offsets.ProducerID{ID: idempotencyProducerID(opt.IdempotencyKey)}
+		}
+	}
+	res, err := b.appendObject(ctx, t, batches)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]RecordResult, len(recs))
+	for i, p := range parts {
+		for j, ri := range byPart[p] {
+			r := res[i]
+			out[ri] = RecordResult{Partition: p, Timestamp: stamped[ri].Timestamp, Err: r.Err}
+			if r.Err == nil {
+				out[ri].Offset = r.Base + int64(j)
+			}
+		}
+	}
+	return out, nil
+}
+
+// PartitionProduce is an atomic append to one partition.
+type PartitionProduce struct {
+	Records        []segments.Record // Timestamp NoTimestamp: stamp with the broker's clock
+	Producer       *offsets.ProducerID
+	ExpectedOffset int64 // -1: none
+	FenceToken     *string
+}
+
+// PartitionResult is the outcome of a partition-level produce.
+type PartitionResult struct {
+	Partition  int32
+	Base, Last int64
+	LogEnd     int64
+	Duplicate  bool
+	Timestamps []int64
+}
+
+// ProducePartition appends records to one partition as one batch: all or
+// nothing, optionally as an idempotent producer, conditional on the log end
+// offset and/or a fencing token.
+func (b *Broker) ProducePartition(ctx context.Context, topic string, p int32, req PartitionProduce) (PartitionResult, error) {
+	t, err := b.topicPartition(ctx, topic, p)
+	if err != nil {
+		return PartitionResult{}, err
+	}
+	if err := b.checkBatch(len(req.Records), "records"); err != nil {
+		return PartitionResult{}, err
+	}
+	now := b.now()
+	recs := slices.Clone(req.Records)
+	total := 0
+	for i := range recs {
+		if err := b.checkRecord(&t, &recs[i], "records["+strconv.Itoa(i)+"]", now); err != nil {
+			return PartitionResult{}, err
+		}
+		total += recs[i].Size()
+	}
+	if total > b.limits.MaxRequestBytes {
+		return PartitionResult{}, &FieldError{Field: "records", Reason: fmt.Sprintf("records total %d bytes, the limit is %d", total, b.limits.MaxRequestBytes), Err: ErrRecordTooLarge}
+	}
+	if pr := req.Producer; pr != nil && (pr.ID < 0 || pr.Epoch < 0 || pr.FirstSeq < 0) {
+		return PartitionResult{}, fieldErr("producer", "id, epoch and base_sequence must not be negative")
+	}
+	if req.ExpectedOffset < -1 {
+		return PartitionResult{}, fieldErr("expected_offset", "must not be negative")
+	}
+	res, err := b.appendObject(ctx, t, []partBatch{{partition: p, recs: recs, producer: req.Producer, expectedOffset: req.ExpectedOffset, fence: req.FenceToken}})
+	if err != nil {
+		return PartitionResult{}, err
+	}
+	r := res[0]
+	if r.Err != nil {
+		return PartitionResult{}, r.Err
+	}
+	ts := make([]int64, len(recs))
+	for i := range recs {
+		ts[i] = recs[i].Timestamp
+	}
+	return PartitionResult{Partition: p, Base: r.Base, Last: r.Last, LogEnd: r.LogEnd, Duplicate: r.Duplicate, Timestamps: ts}, nil
+}
+
+func (b *Broker) checkBatch(n int, field string) error {
+	switch {
+	case n == 0:
+		return fieldErr(field, "at least one record is required")
+	case n > b.limits.MaxRecordsPerRequest:
+		return &FieldError{Field: field, Reason: fmt.Sprintf("%d records, the limit is %d per request", n, b.limits.MaxRecordsPerRequest), Err: ErrTooManyRecords}
+	}
+	return nil
+}
+
+// checkRecord validates a record and stamps its timestamp.
+func (b *Broker) checkRecord(t *offsets.Topic, r *segments.Record, field string, now time.Time) error {
+	if size := r.Size(); int64(size) > t.Config.MaxRecordBytes {
+		return &FieldError{Field: field, Reason: fmt.Sprintf("record is %d bytes, topic %s allows %d (max_record_bytes)", size, t.Name, t.Config.MaxRecordBytes), Err: ErrRecordTooLarge}
+	}
+	if len(r.Headers) > b.limits.MaxHeadersPerRecord {
+		return fieldErr(field+".headers", "%d headers, the limit is %d", len(r.Headers), b.limits.MaxHeadersPerRecord)
+	}
+	for i, h := range r.Headers {
+		if h.Key == "" || len(h.Key) > b.limits.MaxHeaderNameBytes {
+			return fieldErr(fmt.Sprintf("%s.headers[%d].name", field, i), "header names must be 1-%d bytes", b.limits.MaxHeaderNameBytes)
+		}
+	}
+	switch {
+	case t.Config.TimestampType == "log_append" || r.Timestamp == NoTimestamp:
+		r.Timestamp = now.UnixMilli()
+	case r.Timestamp < 0:
+		return fieldErr(field+".timestamp", "%d is negative; omit it to use the broker's clock", r.Timestamp)
+	case r.Timestamp > now.Add(b.limits.MaxFutureTimestamp).UnixMilli():
+		return fieldErr(field+".timestamp", "%d is more than %s ahead of the broker's clock", r.Timestamp, b.limits.MaxFutureTimestamp)
+	}
+	return nil
+}
+
+type partBatch struct {
+	partition      int32
+	recs           []segments.Record
+	producer       *offsets.ProducerID
+	expectedOffset int64
+	fence          *string
+}
+
+// appendObject encodes one batch per partition into one object, uploads it
+// create-only, and commits it. Results are in the order of batches.
+func (b *Broker) appendObject(ctx context.Context, t offsets.Topic, batches []partBatch) ([]offsets.AppendResult, error) {
+	size := 0
+	for _, pb := range batches {
+		size += segments.EstimateBatchSize(pb.recs)
+	}
+	w := segments.NewObjectWriter(size)
+	appends := make([]offsets.Append, len(batches))
+	parts := make([]int32, len(batches))
+	for i, pb := range batches {
+		opt := segments.BatchOptions{Compression: b.comp, LogAppendTime: t.Config.TimestampType == "log_append"}
+		if pb.producer != nil {
+			opt.Producer = &segments.Producer{ID: pb.producer.ID, Epoch: pb.producer.Epoch, BaseSequence: pb.producer.FirstSeq}
+		}
+		if err := w.BeginSlice(t.ID, pb.partition); err != nil {
+			return nil, err
+		}
+		buf, st, err := b.codec.AppendBatch(w.Buffer(), pb.recs, opt)
+		if err != nil {
+			return nil, err
+		}
+		if err := w.EndSlice(buf, segments.SliceInfo{BaseOffset: -1, Records: int64(st.Records), LastDelta: st.Span - 1, MinTimestamp: st.MinTimestamp, MaxTimestamp: st.MaxTimestamp}); err != nil {
+			return nil, err
+		}
+		s := w.Slices()[i]
+		appends[i] = offsets.Append{
+			Partition: pb.partition, Offset: s.Offset, Length: s.Length, Records: s.Records,
+			MinTs: s.MinTimestamp, MaxTs: s.MaxTimestamp, Bytes: s.Length,
+			Producer: pb.producer, ExpectedOffset: pb.expectedOffset, FenceToken: pb.fence,
+		}
+		parts[i] = pb.partition
+	}
+	obj, _, err := w.Finish()
+	if err != nil {
+		return nil, err
+	}
+	key, err := b.upload(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	unlock := b.lockPartitions(t.ID, parts)
+	res, err := b.store.Commit(ctx, t, offsets.ObjectMeta{Key: key, Size: int64(len(obj))}, appends)
+	unlock()
+	if err != nil {
+		// The commit may or may not have landed: keep the object (the
+		// orphan sweep removes it if nothing references it).
+		return nil, err
+	}
+	referenced, definite := false, true
+	for _, r := range res {
+		switch {
+		case r.Err == nil && !r.Duplicate:
+			referenced = true
+			b.waiters.notify(partKey(t.ID, r.Partition))
+		case errors.Is(r.Err, offsets.ErrUnavailable):
+			definite = false
+		case errors.Is(r.Err, offsets.ErrUnknownTopic):
+			b.forgetTopic(t.Name)
+		}
+	}
+	if !referenced && definite {
+		// Nothing points at the object: remove it now rather than leave it
+		// to the orphan sweep.
+		go b.deleteUnreferenced(key)
+	}
+	return res, nil
+}
+
+func (b *Broker) deleteUnreferenced(key string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.bucket.Delete(ctx, key); err != nil {
+		b.log.Warn("deleting an unreferenced object; the orphan sweep will retry", "object", key, "err", err)
+	}
+}
+
+// upload stores obj under a fresh create-only key. Keys start with a
+// random two-hex-digit prefix so S3 spreads the load.
+func (b *Broker) upload(ctx context.Context, obj []byte) (string, error) {
+	for attempt := 0; ; attempt++ {
+		var rnd [9]byte
+		_, _ = rand.Read(rnd[:])
+		key := fmt.Sprintf("l0/%02x/%d-%s", rnd[0], b.now().UnixMilli(), hex.EncodeToString(rnd[1:]))
+		err := b.bucket.Put(ctx, key, obj)
+		if err == nil {
+			return key, nil
+		}
+		// ErrAlreadyExists on a random key is an S3-level retry of our own
+		// successful put whose answer was lost: take a new key, the orphan
+		// sweep removes the other.
+		if errors.Is(err, segments.ErrAlreadyExists) && attempt < 2 {
+			continue
+		}
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return "", fmt.Errorf("%w: upload: %v", ErrObjectStore, err)
+	}
+}
+
+func idempotencyHash(key string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	return h.Sum64()
+}
+
+// idempotencyProducerID maps an Idempotency-Key to a producer id in the
+// upper half of the id space, which AllocateProducerID never reaches.
+func idempotencyProducerID(key string) int64 {
+	return int64(1<<62 | idempotencyHash(key)&(1<<62-1))
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -1,0 +1,124 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/streambed/streambed/pkg/api"
+	"github.com/streambed/streambed/pkg/broker"
+	"github.com/streambed/streambed/pkg/offsets"
+	"github.com/streambed/streambed/pkg/segments"
+)
+
+// sentinels maps state errors to API codes: the server's half of the one
+// error catalog (api.Catalog holds status and retryability per code).
+var sentinels = []struct {
+	err  error
+	code api.Code
+}{
+	{broker.ErrOffsetOutOfRange, api.CodeOffsetOutOfRange},
+	{broker.ErrRecordTooLarge, api.CodeRecordTooLarge},
+	{broker.ErrTooManyRecords, api.CodeTooManyRecords},
+	{offsets.ErrUnknownTopic, api.CodeUnknownTopic},
+	{offsets.ErrUnknownPartition, api.CodeUnknownPartition},
+	{offsets.ErrTopicExists, api.CodeTopicExists},
+	{offsets.ErrOutOfOrderSequence, api.CodeOutOfOrderSequence},
+	{offsets.ErrProducerFenced, api.CodeProducerFenced},
+	{offsets.ErrExpectedOffsetMismatch, api.CodeExpectedOffset},
+	{offsets.ErrFenced, api.CodeFenced},
+	{offsets.ErrUnknownGroup, api.CodeUnknownGroup},
+	{offsets.ErrUnknownMember, api.CodeUnknownMember},
+	{offsets.ErrStaleMemberEpoch, api.CodeStaleMemberEpoch},
+	{offsets.ErrPartitionNotAssigned, api.CodePartitionNotAssigned},
+	{offsets.ErrGroupNotEmpty, api.CodeGroupNotEmpty},
+	{offsets.ErrInvalid, api.CodeInvalidRequest},
+	{offsets.ErrThrottled, api.CodeThrottled},
+	{offsets.ErrUnavailable, api.CodeUnavailable},
+	{offsets.ErrConflict, api.CodeUnavailable},
+	{broker.ErrObjectStore, api.CodeUnavailable},
+	{broker.ErrDraining, api.CodeUnavailable},
+	{context.DeadlineExceeded, api.CodeTimeout},
+	{context.Canceled, api.CodeTimeout},
+}
+
+// problemFor turns an error into a problem. write says whether the request
+// could have changed state, which decides side_effect for failures whose
+// outcome is unknown.
+func problemFor(err error, write bool) *api.Problem {
+	var p *api.Problem
+	if errors.As(err, &p) {
+		return p
+	}
+	code := api.CodeInternal
+	for _, s := range sentinels {
+		if errors.Is(err, s.err) {
+			code = s.code
+			break
+		}
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		code = api.CodeBodyTooLarge
+	}
+	detail := err.Error()
+	if code == api.CodeInternal {
+		detail = "internal error"
+	}
+	p = api.NewProblem(code, detail)
+	var fe *broker.FieldError
+	var ie *offsets.InvalidError
+	switch {
+	case errors.As(err, &fe):
+		p.Field, p.Detail = fe.Field, fe.Error()
+	case errors.As(err, &ie):
+		p.Field, p.Detail = ie.Field, ie.Error()
+	}
+	var oor *broker.OffsetOutOfRangeError
+	if errors.As(err, &oor) {
+		p.LogStartOffset, p.LogEndOffset = &oor.LogStart, &oor.LogEnd
+	}
+	var om *offsets.OffsetMismatchError
+	if errors.As(err, &om) {
+		p.LogEndOffset = &om.LogEnd
+	}
+	// Unknown outcomes of writes: a timeout or a store that gave up may have
+	// committed. An upload failure never did.
+	if write && (code == api.CodeTimeout || (code == api.CodeUnavailable && !errors.Is(err, broker.ErrObjectStore))) {
+		p.SideEffect = api.SideEffectMaybe
+	}
+	return p
+}
+
+// errorRef is the short per-record / per-partition error form.
+func errorRef(err error) *api.ErrorRef {
+	p := problemFor(err, true)
+	return &api.ErrorRef{Code: p.Code, Status: p.Status, Retryable: p.Retryable, Message: p.Detail}
+}
+
+// problem writes a problem+json response.
+func (s *Server) problem(w http.ResponseWriter, r *http.Request, p *api.Problem) {
+	p.RequestID = requestID(r)
+	if p.Status >= 500 {
+		s.log.Warn("request failed", "request_id", p.RequestID, "code", p.Code, "detail", p.Detail)
+	}
+	b, _ := json.Marshal(p)
+	w.Header().Set("Content-Type", api.ProblemContentType)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// fail writes err as a problem, logging unexpected ones with their cause.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, write bool) {
+	p := problemFor(err, write)
+	if p.Code == api.CodeInternal {
+		level := "internal error"
+		if errors.Is(err, broker.ErrCorrupt) || errors.Is(err, segments.ErrChecksum) {
+			level = "stored data is corrupt"
+		}
+		s.log.Error(level, "request_id", requestID(r), "err", err)
+	}
+	s.problem(w, r, p)
+}

@@ -1,0 +1,331 @@
+// Package httpapi serves Streambed's HTTP API v1 (and Confluent REST v3
+// produce compatibility) with plain net/http handlers over a Broker. The
+// same Handler runs in `streambed serve` and, through aws-lambda-go, in the
+// Lambda functions.
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/streambed/streambed/pkg/api"
+	"github.com/streambed/streambed/pkg/broker"
+)
+
+// Version is reported at GET /v1.
+var Version = "0.1.0-dev"
+
+// Options configure a Server.
+type Options struct {
+	Logger *slog.Logger
+	// MaxBodyBytes caps request bodies (default 5 MiB, Lambda's payload).
+	MaxBodyBytes int
+	// StreamMaxDuration ends SSE streams after this long (0: never), so
+	// they fit a function's timeout; clients resume with Last-Event-ID.
+	StreamMaxDuration time.Duration
+	// PingInterval is how often an idle SSE stream sends a comment (15 s).
+	PingInterval time.Duration
+	// Backends names the storage for GET /v1.
+	Backends api.Backend
+	// ClusterID answers Confluent v3 requests (default "streambed").
+	ClusterID string
+}
+
+// Server is the HTTP API over a Broker.
+type Server struct {
+	b      *broker.Broker
+	log    *slog.Logger
+	opts   Options
+	routes []Route
+}
+
+// Route is one endpoint. Op classifies it for authorization (issue 10):
+// "produce", "consume", "admin", "read" (metadata reads) or "public".
+type Route struct {
+	Method  string
+	Path    string
+	Op      string
+	Handler http.HandlerFunc
+}
+
+// New returns a Server.
+func New(b *broker.Broker, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBodyBytes == 0 {
+		opts.MaxBodyBytes = 5 << 20
+	}
+	if opts.PingInterval == 0 {
+		opts.PingInterval = 15 * time.Second
+	}
+	if opts.ClusterID == "" {
+		opts.ClusterID = "streambed"
+	}
+	s := &Server{b: b, log: opts.Logger, opts: opts}
+	s.routes = s.buildRoutes()
+	return s
+}
+
+// Routes lists every endpoint the handler serves.
+func (s *Server) Routes() []Route { return slices.Clone(s.routes) }
+
+func (s *Server) buildRoutes() []Route {
+	rs := []Route{
+		{"GET", "/v1", "public", s.getInfo},
+		{"GET", "/v1/openapi.json", "public", s.getOpenAPI},
+		{"GET", "/v1/topics", "read", s.listTopics},
+		{"POST", "/v1/topics", "admin", s.createTopic},
+		{"GET", "/v1/topics/{topic}", "read", s.getTopic},
+		{"PATCH", "/v1/topics/{topic}", "admin", s.updateTopic},
+		{"DELETE", "/v1/topics/{topic}", "admin", s.deleteTopic},
+		{"GET", "/v1/topics/{topic}/partitions", "read", s.listPartitions},
+		{"GET", "/v1/topics/{topic}/partitions/{partition}", "read", s.getPartition},
+		{"GET", "/v1/topics/{topic}/partitions/{partition}/offsets", "read", s.getOffsets},
+		{"POST", "/v1/topics/{topic}/partitions/{partition}/fence", "produce", s.fence},
+		{"POST", "/v1/topics/{topic}/records", "produce", s.produce},
+		{"POST", "/v1/topics/{topic}/partitions/{partition}/records", "produce", s.producePartition},
+		{"GET", "/v1/topics/{topic}/partitions/{partition}/records", "consume", s.consume},
+		{"POST", "/v1/fetch", "consume", s.fetch},
+		{"POST", "/v1/producers", "produce", s.newProducer},
+	}
+	for _, prefix := range []string{"/v3", "/kafka/v3"} {
+		rs = append(rs,
+			Route{"GET", prefix + "/clusters", "read", s.v3Clusters},
+			Route{"POST", prefix + "/clusters/{cluster}/topics/{topic}/records", "produce", s.v3Produce},
+			Route{"POST", prefix + "/clusters/{cluster}/topics/{topic}/records:batch", "produce", s.v3ProduceBatch},
+		)
+	}
+	return rs
+}
+
+// Handler returns the API's http.Handler with request ids, access logs,
+// panic recovery and problem+json for unknown routes and methods.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	methods := map[string][]string{}
+	var order []string
+	for _, r := range s.routes {
+		mux.HandleFunc(r.Method+" "+r.Path, r.Handler)
+		if _, ok := methods[r.Path]; !ok {
+			order = append(order, r.Path)
+		}
+		methods[r.Path] = append(methods[r.Path], r.Method)
+	}
+	// A pattern without a method is less specific than those with one, so
+	// it only catches the methods a path does not serve.
+	for _, path := range order {
+		allow := strings.Join(methods[path], ", ")
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			s.problem(w, r, api.NewProblem(api.CodeMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, path, allow)))
+		})
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.problem(w, r, api.NewProblem(api.CodeNotFound, "no such endpoint: "+r.URL.Path+" (see GET /v1/openapi.json)"))
+	})
+	return s.middleware(mux)
+}
+
+type ctxKey int
+
+const requestIDKey ctxKey = iota
+
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+
+func requestID(r *http.Request) string {
+	id, _ := r.Context().Value(requestIDKey).(string)
+	return id
+}
+
+// statusWriter records the status and size for the access log. It keeps
+// Flush working for streams.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if !requestIDPattern.MatchString(id) {
+			var b [8]byte
+			_, _ = rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		w.Header().Set("X-Request-Id", id)
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.Error("panic in handler", "request_id", id, "panic", fmt.Sprint(p))
+				if sw.status == 0 {
+					s.problem(sw, r, api.NewProblem(api.CodeInternal, "internal error"))
+				}
+			}
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+				slog.String("request_id", id), slog.String("method", r.Method), slog.String("route", r.Pattern),
+				slog.String("path", r.URL.Path), slog.Int("status", sw.status), slog.Int64("bytes", sw.bytes),
+				slog.Float64("ms", float64(time.Since(start).Microseconds())/1000), slog.String("remote", r.RemoteAddr))
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// writeJSON writes v with status.
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.log.Error("encoding response", "err", err)
+		status, b = http.StatusInternalServerError, []byte(`{"code":"internal"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// decodeBody reads a JSON request body into v: the body must be
+// application/json, within the size cap, one JSON value, and have no
+// unknown fields (typos fail loudly instead of being ignored).
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) *api.Problem {
+	if p := checkJSONContentType(r); p != nil {
+		return p
+	}
+	body, p := s.readBody(w, r)
+	if p != nil {
+		return p
+	}
+	return decodeStrict(body, v, "")
+}
+
+func checkJSONContentType(r *http.Request) *api.Problem {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if ct == "" || err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return api.NewProblem(api.CodeUnsupportedMediaType, fmt.Sprintf("Content-Type %q: send application/json", ct))
+	}
+	return nil
+}
+
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *api.Problem) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.opts.MaxBodyBytes)))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, api.NewProblem(api.CodeBodyTooLarge, fmt.Sprintf("request body over the %d-byte limit", mbe.Limit))
+	}
+	if err != nil {
+		return nil, api.NewProblem(api.CodeInvalidRequest, "reading request body: "+err.Error())
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, api.NewProblem(api.CodeInvalidRequest, "request body is empty")
+	}
+	return body, nil
+}
+
+// decodeStrict decodes one JSON value with no unknown fields; prefix is the
+// field path of the value (for errors inside nested values).
+func decodeStrict(data []byte, v any, prefix string) *api.Problem {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("unexpected data after the JSON value")
+	}
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("unexpected data after the JSON value")
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	join := func(f string) string {
+		switch {
+		case prefix == "":
+			return f
+		case f == "":
+			return prefix
+		}
+		return prefix + "." + f
+	}
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		p := api.NewProblem(api.CodeInvalidJSON, fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, se))
+		p.Field = prefix
+		return p
+	case errors.As(err, &te):
+		p := api.NewProblem(api.CodeInvalidRequest, fmt.Sprintf("%s must be %s, not %s", join(te.Field), jsonKind(te.Type.String()), te.Value))
+		p.Field = join(te.Field)
+		return p
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		p := api.NewProblem(api.CodeInvalidRequest, fmt.Sprintf("unknown field %q", join(f)))
+		p.Field = join(f)
+		return p
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		p := api.NewProblem(api.CodeInvalidJSON, "malformed JSON: unexpected end of input")
+		p.Field = prefix
+		return p
+	}
+	p := api.NewProblem(api.CodeInvalidJSON, "malformed JSON: "+err.Error())
+	p.Field = prefix
+	return p
+}
+
+func jsonKind(goType string) string {
+	switch {
+	case strings.Contains(goType, "int"):
+		return "an integer"
+	case strings.Contains(goType, "string"):
+		return "a string"
+	case strings.Contains(goType, "bool"):
+		return "a boolean"
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	}
+	return "an object"
+}
