@@ -181,7 +181,7 @@ func (s *Server) consume(w http.ResponseWriter, r *http.Request) {
 		if i > 0 && !ndjson {
 			body = append(body, ',')
 		}
-		body = appendRecord(body, p, &res.Records[i], rp.format)
+		body = appendRecord(body, "", p, &res.Records[i], rp.format)
 		if ndjson {
 			body = append(body, '\n')
 		}
@@ -251,7 +251,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, topic string, p 
 		for i := range res.Records {
 			rec := &res.Records[i]
 			buf = fmt.Appendf(buf, "id: %d\nevent: record\ndata: ", rec.Offset+1)
-			buf = appendRecord(buf, p, rec, rp.format)
+			buf = appendRecord(buf, "", p, rec, rp.format)
 			buf = append(buf, "\n\n"...)
 		}
 		switch {
@@ -349,7 +349,7 @@ func (s *Server) fetch(w http.ResponseWriter, r *http.Request) {
 			if j > 0 {
 				body = append(body, ',')
 			}
-			body = appendRecord(body, reqs[i].Partition, &res.Records[j], format)
+			body = appendRecord(body, "", reqs[i].Partition, &res.Records[j], format)
 		}
 		body = fmt.Appendf(body, `],"next_offset":%d,"log_start_offset":%d,"log_end_offset":%d}`, res.NextOffset, res.LogStart, res.LogEnd)
 	}

@@ -143,8 +143,14 @@ func parseFormat(s string) (Format, error) {
 
 // appendRecord appends a record's JSON form. It is written by hand: it is
 // the hot path of every fetch.
-func appendRecord(b []byte, partition int32, r *segments.Record, f Format) []byte {
-	b = append(b, `{"partition":`...)
+func appendRecord(b []byte, topic string, partition int32, r *segments.Record, f Format) []byte {
+	b = append(b, '{')
+	if topic != "" {
+		b = append(b, `"topic":`...)
+		b = appendString(b, topic)
+		b = append(b, ',')
+	}
+	b = append(b, `"partition":`...)
 	b = strconv.AppendInt(b, int64(partition), 10)
 	b = append(b, `,"offset":`...)
 	b = strconv.AppendInt(b, r.Offset, 10)

@@ -101,6 +101,15 @@ func (s *Server) buildRoutes() []Route {
 		{"GET", "/v1/topics/{topic}/partitions/{partition}/records", "consume", s.consume},
 		{"POST", "/v1/fetch", "consume", s.fetch},
 		{"POST", "/v1/producers", "produce", s.newProducer},
+		{"GET", "/v1/groups", "read", s.listGroups},
+		{"GET", "/v1/groups/{group}", "read", s.getGroup},
+		{"DELETE", "/v1/groups/{group}", "admin", s.deleteGroup},
+		{"POST", "/v1/groups/{group}/heartbeat", "consume", s.heartbeat},
+		{"POST", "/v1/groups/{group}/poll", "consume", s.poll},
+		{"GET", "/v1/groups/{group}/offsets", "read", s.listOffsets},
+		{"POST", "/v1/groups/{group}/offsets", "consume", s.commitOffsets},
+		{"POST", "/v1/groups/{group}/offsets/reset", "admin", s.resetOffsets},
+		{"GET", "/v1/groups/{group}/lag", "read", s.groupLag},
 	}
 	for _, prefix := range []string{"/v3", "/kafka/v3"} {
 		rs = append(rs,

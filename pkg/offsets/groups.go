@@ -14,54 +14,55 @@ type TopicPartitions struct {
 	Partitions []int32 `json:"partitions"`
 }
 
-// GroupMeta is a consumer group's shared state (KIP-848): the group epoch,
-// bumped whenever membership, subscriptions or partition counts change,
-// and the target assignment computed for that epoch.
+// GroupMeta is a consumer group's state (KIP-848 style). Everything that
+// decides partition ownership lives in this one item, so every decision is
+// made on one consistent snapshot and serialized by its version: a Query
+// over several items is only read-committed per item, and a torn view of
+// ownership could hand one partition to two members.
 type GroupMeta struct {
-	Epoch           int32                        `json:"epoch"`
-	AssignmentEpoch int32                        `json:"assignment_epoch"`
-	Assignor        string                       `json:"assignor"`
-	Target          map[string][]TopicPartitions `json:"target,omitempty"` // member id → partitions
-	PartitionCounts map[string]int32             `json:"partition_counts,omitempty"`
-	CreatedMs       int64                        `json:"created_ms"`
+	// Epoch is the group epoch, bumped whenever membership, subscriptions
+	// or subscribed partition counts change.
+	Epoch int32 `json:"epoch"`
+	// AssignmentEpoch is the group epoch the members' targets were
+	// computed for.
+	AssignmentEpoch int32                   `json:"assignment_epoch"`
+	Assignor        string                  `json:"assignor"`
+	Members         map[string]*GroupMember `json:"members,omitempty"`
+	PartitionCounts map[string]int32        `json:"partition_counts,omitempty"`
+	CreatedMs       int64                   `json:"created_ms"`
+}
+
+// GroupMember is one member's part of the group state.
+type GroupMember struct {
+	// Epoch fences the member's commits; PreviousEpoch is still accepted
+	// on heartbeats, so a lost response does not fence a healthy member.
+	Epoch         int32             `json:"epoch"`
+	PreviousEpoch int32             `json:"previous_epoch"`
+	Topics        []string          `json:"topics"`
+	Target        []TopicPartitions `json:"target,omitempty"`
+	// Owned is what the member may consume now. A partition is in at most
+	// one member's Owned; it moves only after its owner released it (a
+	// heartbeat without it) or left or expired.
+	Owned    []TopicPartitions `json:"owned,omitempty"`
+	ClientID string            `json:"client_id,omitempty"`
+	JoinedMs int64             `json:"joined_ms"`
 }
 
 func (g *GroupMeta) validate() error {
 	if g.Epoch < 0 || g.AssignmentEpoch < 0 || g.AssignmentEpoch > g.Epoch {
 		return fmt.Errorf("group epoch %d assignment epoch %d", g.Epoch, g.AssignmentEpoch)
 	}
-	return nil
-}
-
-// Member is one consumer's state in a group. Assigned is what the member
-// owns now (including partitions it was asked to revoke and has not yet
-// released); Epoch is the member epoch that fences its commits.
-type Member struct {
-	ID               string            `json:"id"`
-	Epoch            int32             `json:"epoch"`
-	Topics           []string          `json:"topics"`
-	Assigned         []TopicPartitions `json:"assigned,omitempty"`
-	Revoking         []TopicPartitions `json:"revoking,omitempty"`
-	SessionTimeoutMs int32             `json:"session_timeout_ms"`
-	DeadlineMs       int64             `json:"deadline_ms"`
-	JoinedMs         int64             `json:"joined_ms"`
-	ClientID         string            `json:"client_id,omitempty"`
-	Version          int64             `json:"-"`
-}
-
-func (m *Member) validate() error {
-	if m.ID == "" || m.Epoch < 0 || m.SessionTimeoutMs <= 0 {
-		return fmt.Errorf("member %q epoch %d session %d", m.ID, m.Epoch, m.SessionTimeoutMs)
+	for id, m := range g.Members {
+		if id == "" || m == nil || m.Epoch < 0 {
+			return fmt.Errorf("group member %q", id)
+		}
 	}
 	return nil
 }
 
-// Live reports whether the member's session is unexpired at nowMs.
-func (m *Member) Live(nowMs int64) bool { return m.DeadlineMs > nowMs }
-
 // Owns reports whether the member owns topic/partition.
-func (m *Member) Owns(topic string, p int32) bool {
-	for _, tp := range m.Assigned {
+func (m *GroupMember) Owns(topic string, p int32) bool {
+	for _, tp := range m.Owned {
 		if tp.Topic == topic && slices.Contains(tp.Partitions, p) {
 			return true
 		}
@@ -69,34 +70,44 @@ func (m *Member) Owns(topic string, p int32) bool {
 	return false
 }
 
-// Group is a consumer group as read in one consistent query.
+// Session is a member's liveness: its own small item, rewritten by every
+// heartbeat, so the group item is only written when something changes.
+type Session struct {
+	ID               string `json:"id"`
+	SessionTimeoutMs int32  `json:"session_timeout_ms"`
+	DeadlineMs       int64  `json:"deadline_ms"`
+	Version          int64  `json:"-"`
+}
+
+func (m *Session) validate() error {
+	if m.ID == "" || m.SessionTimeoutMs <= 0 {
+		return fmt.Errorf("session %q timeout %d", m.ID, m.SessionTimeoutMs)
+	}
+	return nil
+}
+
+// Live reports whether the session is unexpired at nowMs.
+func (m *Session) Live(nowMs int64) bool { return m.DeadlineMs > nowMs }
+
+// Group is a consumer group as read: its meta and member sessions.
 type Group struct {
 	Name        string
 	Exists      bool
 	Meta        GroupMeta
 	MetaVersion int64
-	Members     []Member // sorted by id, expired ones included
+	Sessions    map[string]Session
 }
 
-// LiveMembers returns the members whose sessions have not expired.
-func (g *Group) LiveMembers(nowMs int64) []Member {
-	var live []Member
-	for _, m := range g.Members {
-		if m.Live(nowMs) {
-			live = append(live, m)
+// LiveMembers returns the ids of members with unexpired sessions, sorted.
+func (g *Group) LiveMembers(nowMs int64) []string {
+	var live []string
+	for id := range g.Meta.Members {
+		if s, ok := g.Sessions[id]; ok && s.Live(nowMs) {
+			live = append(live, id)
 		}
 	}
+	slices.Sort(live)
 	return live
-}
-
-// Member returns the member with id, if stored.
-func (g *Group) Member(id string) (Member, bool) {
-	for _, m := range g.Members {
-		if m.ID == id {
-			return m, true
-		}
-	}
-	return Member{}, false
 }
 
 // ValidateGroupName: the same characters as topics (they appear in keys),
@@ -108,13 +119,14 @@ func ValidateGroupName(g string) error {
 // ValidateMemberID: 1-100 characters of [a-zA-Z0-9._-].
 func ValidateMemberID(id string) error { return validateName("member_id", "member_id", id, 100) }
 
-// LoadGroup reads a group's meta and members in one strongly consistent query.
+// LoadGroup reads a group's meta and member sessions in one strongly
+// consistent query.
 func (s *Store) LoadGroup(ctx context.Context, name string) (Group, error) {
 	if err := ValidateGroupName(name); err != nil {
 		return Group{}, err
 	}
-	g := Group{Name: name}
-	// "m#..." members sort before "meta"; committed offsets ("c#") are excluded.
+	g := Group{Name: name, Sessions: map[string]Session{}}
+	// "m#..." sessions sort before "meta"; committed offsets ("c#") are excluded.
 	for from := membPrefix; ; {
 		items, more, err := s.t.Query(ctx, groupPK(name), Range{From: from, To: skMeta}, 0)
 		if err != nil {
@@ -128,12 +140,12 @@ func (s *Store) LoadGroup(ctx context.Context, name string) (Group, error) {
 				g.Exists, g.MetaVersion = true, it.Version
 				continue
 			}
-			var m Member
+			var m Session
 			if err := decode(it, &m); err != nil {
 				return Group{}, err
 			}
 			m.Version = it.Version
-			g.Members = append(g.Members, m)
+			g.Sessions[m.ID] = m
 		}
 		if !more || len(items) == 0 {
 			break
@@ -143,33 +155,33 @@ func (s *Store) LoadGroup(ctx context.Context, name string) (Group, error) {
 	return g, nil
 }
 
-// GroupChange is a conditional update of a group loaded with LoadGroup.
-// It applies only if the meta and every touched member are unchanged.
+// GroupChange is a conditional update of a group read with LoadGroup. It
+// applies only if the meta (written or just checked) and every touched
+// session are as read.
 type GroupChange struct {
-	Meta    *GroupMeta // nil: meta untouched (still checked)
-	Put     []Member   // members to write (Version: the one read, 0 if new)
-	Delete  []Member   // members to remove (Version: the one read)
-	Created bool       // the group is new: also adds its directory entry
+	Meta           *GroupMeta // nil: meta untouched, but still checked
+	PutSessions    []Session  // Version: as read, 0 if new
+	DeleteSessions []Session  // Version: as read
 }
 
-// SaveGroup writes a GroupChange. A lost race returns an error wrapping
-// ErrConditionFailed; the caller reloads and recomputes.
+// SaveGroup writes a GroupChange. A lost race is an error wrapping
+// ErrConditionFailed: reload and recompute.
 func (s *Store) SaveGroup(ctx context.Context, g Group, ch GroupChange) error {
 	var w tx
 	metaKey := Key{groupPK(g.Name), skMeta}
 	if ch.Meta != nil {
 		w.put(metaKey, g.MetaVersion, ch.Meta)
+		if !g.Exists {
+			w.put(groupDirKey(g.Name), AnyVersion, &groupDir{Name: g.Name})
+		}
 	} else {
 		w.check(metaKey, g.MetaVersion)
 	}
-	if ch.Created {
-		w.put(groupDirKey(g.Name), AnyVersion, &groupDir{Name: g.Name})
-	}
-	for _, m := range ch.Put {
-		ttl := (m.DeadlineMs + 24*3600*1000) / 1000 // keep a day past expiry for inspection
+	for _, m := range ch.PutSessions {
+		ttl := (m.DeadlineMs + 24*3600*1000) / 1000 // kept a day past expiry, for inspection
 		w.putTTL(memberKey(g.Name, m.ID), m.Version, &m, ttl)
 	}
-	for _, m := range ch.Delete {
+	for _, m := range ch.DeleteSessions {
 		w.del(memberKey(g.Name, m.ID), m.Version)
 	}
 	if len(w.ops) > MaxWriteOps {
@@ -243,12 +255,24 @@ func (s *Store) CommitOffsets(ctx context.Context, group, memberID string, membe
 		now := s.nowMs()
 		var w tx
 		if memberID != "" {
-			var m Member
-			it, err := s.get(ctx, memberKey(group, memberID), &m)
+			items, err := s.t.Get(ctx, Key{groupPK(group), skMeta}, memberKey(group, memberID))
 			if err != nil {
 				return false, err
 			}
-			if !it.Exists() || !m.Live(now) {
+			var meta GroupMeta
+			var sess Session
+			if items[0].Exists() {
+				if err := decode(items[0], &meta); err != nil {
+					return false, err
+				}
+			}
+			if items[1].Exists() {
+				if err := decode(items[1], &sess); err != nil {
+					return false, err
+				}
+			}
+			m, ok := meta.Members[memberID]
+			if !ok || !items[1].Exists() || !sess.Live(now) {
 				return false, fmt.Errorf("%w: %s in group %s", ErrUnknownMember, memberID, group)
 			}
 			if m.Epoch != memberEpoch {
@@ -259,7 +283,9 @@ func (s *Store) CommitOffsets(ctx context.Context, group, memberID string, membe
 					return false, fmt.Errorf("%w: %s/%d is not owned by %s", ErrPartitionNotAssigned, o.Topic, o.Partition, memberID)
 				}
 			}
-			w.check(memberKey(group, memberID), it.Version)
+			// Both items decided: the commit lands only if neither changed.
+			w.check(items[0].Key, items[0].Version)
+			w.check(items[1].Key, items[1].Version)
 		} else {
 			g, err := s.LoadGroup(ctx, group)
 			if err != nil {
@@ -360,11 +386,11 @@ func (s *Store) DeleteGroup(ctx context.Context, group string) error {
 		for _, it := range items {
 			w.del(it.Key, it.Version)
 		}
-		if more || len(items)+len(g.Members)+2 > MaxWriteOps {
+		if more || len(items)+len(g.Sessions)+2 > MaxWriteOps {
 			w.check(metaKey, g.MetaVersion)
 			return false, s.t.Write(ctx, w.ops...) // another round for the rest
 		}
-		for _, m := range g.Members {
+		for _, m := range g.Sessions {
 			w.del(memberKey(group, m.ID), m.Version)
 		}
 		w.del(metaKey, g.MetaVersion)

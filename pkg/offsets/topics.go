@@ -328,3 +328,31 @@ func (s *Store) DeletedTopics(ctx context.Context, limit int) ([]DeletedTopic, e
 	}
 	return out, nil
 }
+
+// Topics reads several topics at once (strongly consistent); names that do
+// not exist are absent from the result.
+func (s *Store) Topics(ctx context.Context, names []string) (map[string]Topic, error) {
+	keys := make([]Key, 0, len(names))
+	for _, n := range names {
+		if ValidateTopicName(n) == nil {
+			keys = append(keys, topicKey(n))
+		}
+	}
+	items, err := s.getMany(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]Topic, len(items))
+	for _, it := range items {
+		if !it.Exists() {
+			continue
+		}
+		var t Topic
+		if err := decode(it, &t); err != nil {
+			return nil, err
+		}
+		t.Version = it.Version
+		out[t.Name] = t
+	}
+	return out, nil
+}

@@ -7,20 +7,23 @@ import (
 	"github.com/streambed/streambed/pkg/offsets"
 )
 
-// joinGroup stores a group with one member owning assigned.
+// joinGroup stores a group with member owning assigned at epoch.
 func joinGroup(t *testing.T, e *env, group, member string, epoch int32, assigned []offsets.TopicPartitions) string {
 	t.Helper()
 	g, err := e.store.LoadGroup(e.ctx, group)
 	must(t, err)
-	m := offsets.Member{ID: member, Epoch: epoch, Topics: []string{"t"}, Assigned: assigned, SessionTimeoutMs: 45000,
-		DeadlineMs: e.clock.Now().Add(45 * time.Second).UnixMilli()}
-	if old, ok := g.Member(member); ok {
-		m.Version = old.Version
-	}
 	meta := g.Meta
+	if meta.Members == nil {
+		meta.Members = map[string]*offsets.GroupMember{}
+	}
+	meta.Members[member] = &offsets.GroupMember{Epoch: epoch, Topics: []string{"t"}, Target: assigned, Owned: assigned}
 	meta.Epoch = max(meta.Epoch, epoch)
 	meta.AssignmentEpoch = meta.Epoch
-	must(t, e.store.SaveGroup(e.ctx, g, offsets.GroupChange{Meta: &meta, Put: []offsets.Member{m}, Created: !g.Exists}))
+	sess := offsets.Session{ID: member, SessionTimeoutMs: 45000, DeadlineMs: e.clock.Now().Add(45 * time.Second).UnixMilli()}
+	if old, ok := g.Sessions[member]; ok {
+		sess.Version = old.Version
+	}
+	must(t, e.store.SaveGroup(e.ctx, g, offsets.GroupChange{Meta: &meta, PutSessions: []offsets.Session{sess}}))
 	return group
 }
 
@@ -28,8 +31,7 @@ func bumpMember(t *testing.T, e *env, group, member string, epoch int32) {
 	t.Helper()
 	g, err := e.store.LoadGroup(e.ctx, group)
 	must(t, err)
-	m, _ := g.Member(member)
-	joinGroup(t, e, group, member, epoch, m.Assigned)
+	joinGroup(t, e, group, member, epoch, g.Meta.Members[member].Owned)
 }
 
 var groupCases = map[string]func(*testing.T, *env){
@@ -40,6 +42,7 @@ var groupCases = map[string]func(*testing.T, *env){
 		wantErr(t, e.store.CommitOffsets(e.ctx, g, "m9", 1, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 1}}), offsets.ErrUnknownMember)
 		wantErr(t, e.store.CommitOffsets(e.ctx, g, "m1", 2, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 1}}), offsets.ErrStaleMemberEpoch)
 		wantErr(t, e.store.CommitOffsets(e.ctx, g, "m1", 1, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: -1}}), offsets.ErrInvalid)
+		wantErr(t, e.store.CommitOffsets(e.ctx, "no-such-group", "m1", 1, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 1}}), offsets.ErrUnknownMember)
 		offs, err := e.store.FetchOffsets(e.ctx, g, "")
 		must(t, err)
 		if len(offs) != 2 || offs[0].Offset != 5 || offs[0].Metadata != "m" || offs[1].Offset != 7 || offs[0].MemberID != "m1" {
@@ -68,12 +71,16 @@ var groupCases = map[string]func(*testing.T, *env){
 		meta := g1.Meta
 		meta.Epoch++
 		must(t, e.store.SaveGroup(e.ctx, g1, offsets.GroupChange{Meta: &meta}))
-		// g2 was read before that change: its write must lose.
-		m := g2.Members[0]
-		m.Epoch = 9
-		wantErr(t, e.store.SaveGroup(e.ctx, g2, offsets.GroupChange{Put: []offsets.Member{m}}), offsets.ErrConditionFailed)
+		// g2 was read before that change: its writes must lose, even a
+		// session-only one (the meta is checked).
+		sess := g2.Sessions["m1"]
+		sess.DeadlineMs++
+		wantErr(t, e.store.SaveGroup(e.ctx, g2, offsets.GroupChange{PutSessions: []offsets.Session{sess}}), offsets.ErrConditionFailed)
+		meta2 := g2.Meta
+		meta2.Assignor = "range"
+		wantErr(t, e.store.SaveGroup(e.ctx, g2, offsets.GroupChange{Meta: &meta2}), offsets.ErrConditionFailed)
 		g3, _ := e.store.LoadGroup(e.ctx, "race-g")
-		if g3.Members[0].Epoch != 1 || g3.Meta.Epoch != 2 {
+		if g3.Meta.Epoch != 2 || g3.Meta.Assignor == "range" || g3.Sessions["m1"].DeadlineMs != g1.Sessions["m1"].DeadlineMs {
 			t.Fatalf("group after race %+v", g3)
 		}
 	},

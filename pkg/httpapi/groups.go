@@ -1,0 +1,326 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/streambed/streambed/pkg/api"
+	"github.com/streambed/streambed/pkg/broker"
+	"github.com/streambed/streambed/pkg/offsets"
+)
+
+func (s *Server) groupParam(w http.ResponseWriter, r *http.Request) (string, bool) {
+	g := r.PathValue("group")
+	if err := offsets.ValidateGroupName(g); err != nil {
+		s.fail(w, r, err, false)
+		return "", false
+	}
+	return g, true
+}
+
+func toOffsetsTPs(in []api.TopicPartitions) []offsets.TopicPartitions {
+	if in == nil {
+		return nil
+	}
+	out := make([]offsets.TopicPartitions, len(in))
+	for i, t := range in {
+		out[i] = offsets.TopicPartitions{Topic: t.Topic, Partitions: t.Partitions}
+	}
+	return out
+}
+
+func toAPITPs(in []offsets.TopicPartitions) []api.TopicPartitions {
+	out := make([]api.TopicPartitions, len(in))
+	for i, t := range in {
+		out[i] = api.TopicPartitions{Topic: t.Topic, Partitions: t.Partitions}
+	}
+	return out
+}
+
+func heartbeatFrom(group string, in api.HeartbeatRequest) (broker.Heartbeat, *api.Problem) {
+	for i, o := range in.Owned {
+		for _, p := range o.Partitions {
+			if p < 0 {
+				return broker.Heartbeat{}, fieldProblem(fmt.Sprintf("owned[%d].partitions", i), "%d is negative", p)
+			}
+		}
+	}
+	return broker.Heartbeat{
+		Group: group, MemberID: in.MemberID, MemberEpoch: in.MemberEpoch, Topics: in.Topics,
+		Owned: toOffsetsTPs(in.Owned), SessionTimeout: time.Duration(in.SessionTimeoutMs) * time.Millisecond,
+		Assignor: in.Assignor, ClientID: in.ClientID,
+	}, nil
+}
+
+func heartbeatResponse(a broker.HeartbeatResult) api.HeartbeatResponse {
+	return api.HeartbeatResponse{MemberID: a.MemberID, MemberEpoch: a.MemberEpoch, HeartbeatIntervalMs: a.HeartbeatInterval.Milliseconds(), Assignment: toAPITPs(a.Assignment)}
+}
+
+func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
+	g, ok := s.groupParam(w, r)
+	if !ok {
+		return
+	}
+	var in api.HeartbeatRequest
+	if p := s.decodeBody(w, r, &in); p != nil {
+		s.problem(w, r, p)
+		return
+	}
+	h, p := heartbeatFrom(g, in)
+	if p != nil {
+		s.problem(w, r, p)
+		return
+	}
+	a, err := s.b.Heartbeat(r.Context(), h)
+	if err != nil {
+		s.fail(w, r, err, true)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, heartbeatResponse(a))
+}
+
+func commitsFrom(in []api.OffsetCommit) []offsets.CommittedOffset {
+	out := make([]offsets.CommittedOffset, len(in))
+	for i, o := range in {
+		out[i] = offsets.CommittedOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset, Metadata: o.Metadata}
+	}
+	return out
+}
+
+func (s *Server) poll(w http.ResponseWriter, r *http.Request) {
+	g, ok := s.groupParam(w, r)
+	if !ok {
+		return
+	}
+	var in api.PollRequest
+	if p := s.decodeBody(w, r, &in); p != nil {
+		s.problem(w, r, p)
+		return
+	}
+	h, p := heartbeatFrom(g, in.HeartbeatRequest)
+	if p != nil {
+		s.problem(w, r, p)
+		return
+	}
+	l := s.b.Limits()
+	req := broker.Poll{Heartbeat: h, Positions: commitsFrom(in.Offsets), AutoOffsetReset: in.AutoOffsetReset, MaxRecords: 500, MaxBytes: l.MaxResponseBytes * 2 / 3}
+	if in.Commit != nil && !*in.Commit {
+		req.NoCommit = true
+	}
+	switch {
+	case in.MaxRecords != nil && (*in.MaxRecords < 1 || *in.MaxRecords > 10000):
+		s.problem(w, r, fieldProblem("max_records", "%d must be between 1 and 10000", *in.MaxRecords))
+		return
+	case in.MaxBytes != nil && (*in.MaxBytes < 1 || *in.MaxBytes > l.MaxResponseBytes):
+		s.problem(w, r, fieldProblem("max_bytes", "%d must be between 1 and %d", *in.MaxBytes, l.MaxResponseBytes))
+		return
+	case in.WaitMs != nil && (*in.WaitMs < 0 || *in.WaitMs > l.MaxWait.Milliseconds()):
+		s.problem(w, r, fieldProblem("wait_ms", "%d must be between 0 and %d", *in.WaitMs, l.MaxWait.Milliseconds()))
+		return
+	}
+	if in.MaxRecords != nil {
+		req.MaxRecords = *in.MaxRecords
+	}
+	if in.MaxBytes != nil {
+		req.MaxBytes = *in.MaxBytes
+	}
+	if in.WaitMs != nil {
+		req.Wait = time.Duration(*in.WaitMs) * time.Millisecond
+	}
+	format, err := parseFormat(in.Format)
+	if err != nil {
+		s.problem(w, r, fieldProblem("format", "%v", err))
+		return
+	}
+	res, err := s.b.Poll(r.Context(), req)
+	if err != nil {
+		s.fail(w, r, err, true)
+		return
+	}
+	hb, _ := json.Marshal(heartbeatResponse(res.HeartbeatResult))
+	body := append(make([]byte, 0, 4096), hb[:len(hb)-1]...) // reopen the object
+	body = append(body, `,"records":[`...)
+	for i := range res.Records {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		rec := &res.Records[i]
+		body = appendRecord(body, rec.Topic, rec.Partition, &rec.Record, format)
+	}
+	body = append(body, `],"offsets":[`...)
+	for i, o := range res.Positions {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, `{"topic":`...)
+		body = appendString(body, o.Topic)
+		body = fmt.Appendf(body, `,"partition":%d,"offset":%d}`, o.Partition, o.Offset)
+	}
+	body = append(body, ']')
+	if res.CommitErr != nil {
+		ref, _ := json.Marshal(errorRef(res.CommitErr))
+		body = append(body, `,"commit_error":`...)
+		body = append(body, ref...)
+	}
+	body = append(body, "}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(body)
+}
+
+func (s *Server) commitOffsets(w http.ResponseWriter, r *http.Request) {
+	g, ok := s.groupParam(w, r)
+	if !ok {
+		return
+	}
+	var in api.CommitRequest
+	if p := s.decodeBody(w, r, &in); p != nil {
+		s.problem(w, r, p)
+		return
+	}
+	if len(in.Offsets) == 0 {
+		s.problem(w, r, fieldProblem("offsets", "commit at least one offset"))
+		return
+	}
+	if err := s.b.CommitOffsets(r.Context(), g, in.MemberID, in.MemberEpoch, commitsFrom(in.Offsets)); err != nil {
+		s.fail(w, r, err, true)
+		return
+	}
+	s.listOffsets(w, r)
+}
+
+func (s *Server) listOffsets(w http.ResponseWriter, r *http.Request) {
+	g, ok := s.groupParam(w, r)
+	if !ok {
+		return
+	}
+	offs, err := s.b.CommittedOffsets(r.Context(), g, r.URL.Query().Get("topic"))
+	if err != nil {
+		s.fail(w, r, err, false)
+		return
+	}
+	out := api.OffsetsResponse{Offsets: make([]api.CommittedOffset, len(offs))}
+	for i, o := range offs {
+		out.Offsets[i] = api.CommittedOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset, Metadata: o.Metadata, CommittedMs: o.CommittedMs}
+	}
+	s.writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) resetOffsets(w http.ResponseWriter, r *http.Request) {
+	g, ok := s.groupParam(w, r)
+	if !ok {
+		return
+	}
+	var in api.ResetRequest
+	if p := s.decodeBody(w, r, &in); p != nil {
+		s.problem(w, r, p)
+		return
+	}
+	if err := offsets.ValidateTopicName(in.Topic); err != nil {
+		s.problem(w, r, fieldProblem("topic", "%q is not a topic name", in.Topic))
+		return
+	}
+	var value int64
+	switch in.To {
+	case "timestamp":
+		if in.Timestamp == nil || *in.Timestamp < 0 {
+			s.problem(w, r, fieldProblem("timestamp", "to=timestamp needs a non-negative timestamp (epoch ms)"))
+			return
+		}
+		value = *in.Timestamp
+	case "offset":
+		if in.Offset == nil || *in.Offset < 0 {
+			s.problem(w, r, fieldProblem("offset", "to=offset needs a non-negative offset"))
+			return
+		}
+		value = *in.Offset
+	case "earliest", "latest":
+	default:
+		s.problem(w, r, fieldProblem("to", "%q: use earliest, latest, timestamp or offset", in.To))
+		return
+	}
+	if _, err := s.b.ResetOffsets(r.Context(), g, in.Topic, in.Partitions, in.To, value); err != nil {
+		s.fail(w, r, err, true)
+		return
+	}
+	s.listOffsets(w, r)
+}
+
+func (s *Server) groupLag(w http.ResponseWriter, r *http.Request) {
+	g, ok := s.groupParam(w, r)
+	if !ok {
+		return
+	}
+	lags, err := s.b.GroupLag(r.Context(), g)
+	if err != nil {
+		s.fail(w, r, err, false)
+		return
+	}
+	out := api.LagResponse{Group: g, Partitions: make([]api.PartitionLag, len(lags))}
+	for i, l := range lags {
+		out.Partitions[i] = api.PartitionLag{Topic: l.Topic, Partition: l.Partition, CommittedOffset: l.Committed, LogStartOffset: l.LogStart, LogEndOffset: l.LogEnd, Lag: l.Lag, MemberID: l.MemberID, TimeLagMs: l.TimeLagMs}
+		out.TotalLag += l.Lag
+		out.MaxLag = max(out.MaxLag, l.Lag)
+	}
+	s.writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			s.problem(w, r, fieldProblem("limit", "%q must be between 1 and 1000", v))
+			return
+		}
+		limit = n
+	}
+	names, next, err := s.b.ListGroups(r.Context(), q.Get("after"), limit)
+	if err != nil {
+		s.fail(w, r, err, false)
+		return
+	}
+	if names == nil {
+		names = []string{}
+	}
+	s.writeJSON(w, http.StatusOK, api.GroupList{Groups: names, Next: next})
+}
+
+func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) {
+	g, ok := s.groupParam(w, r)
+	if !ok {
+		return
+	}
+	info, err := s.b.DescribeGroup(r.Context(), g)
+	if err != nil {
+		s.fail(w, r, err, false)
+		return
+	}
+	out := api.Group{Group: g, State: info.State, GroupEpoch: info.Epoch, AssignmentEpoch: info.AssignmentEpoch, Assignor: info.Assignor, Members: []api.GroupMember{}}
+	for _, m := range info.Members {
+		topics := m.Topics
+		if topics == nil {
+			topics = []string{}
+		}
+		out.Members = append(out.Members, api.GroupMember{
+			MemberID: m.ID, MemberEpoch: m.Epoch, Topics: topics, Assignment: toAPITPs(m.Assignment),
+			Target: toAPITPs(m.Target), SessionTimeoutMs: m.SessionTimeoutMs, ClientID: m.ClientID,
+		})
+	}
+	s.writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request) {
+	g, ok := s.groupParam(w, r)
+	if !ok {
+		return
+	}
+	if err := s.b.DeleteGroup(r.Context(), g); err != nil {
+		s.fail(w, r, err, true)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
