@@ -192,7 +192,21 @@ func TestEmbeddedEndToEnd(t *testing.T) {
 	if len(got["records"].([]any)) != 4 || got["log_end_offset"] != 4.0 {
 		t.Fatalf("after restart %v", got)
 	}
+	// Compaction and fsck through the running server...
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"compact", "--url", p.url}, &out, &errb); code != 0 || !strings.Contains(out.String(), `"partitions_visited": 3`) {
+		t.Fatalf("compact --url: %d %s %s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"fsck", "--url", p.url}, &out, &errb); code != 0 || !strings.Contains(out.String(), "clean") {
+		t.Fatalf("fsck --url: %d %s %s", code, out.String(), errb.String())
+	}
 	p.stop()
+	// ...and directly on the data directory once it stopped.
+	out.Reset()
+	if code := run(context.Background(), []string{"fsck", "--data", dir, "--json"}, &out, &errb); code != 0 || !strings.Contains(out.String(), `"violations": []`) {
+		t.Fatalf("fsck --data: %d %s %s", code, out.String(), errb.String())
+	}
 }
 
 func TestMinIOMotoEndToEnd(t *testing.T) {

@@ -21,6 +21,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the broker and HTTP API (embedded default: ./data)", runServe},
+		{"compact", "run one compaction pass (retention, merges, GC)", runCompact},
+		{"fsck", "check the storage invariants without changing anything", runFsck},
 		{"version", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) error {
 			_, err := fmt.Fprintln(out, "streambed", version)
 			return err

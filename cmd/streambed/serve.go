@@ -6,39 +6,28 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
-	"os"
+	"sync"
 	"time"
 
 	"github.com/streambed/streambed/internal/backend"
 	"github.com/streambed/streambed/pkg/api"
 	"github.com/streambed/streambed/pkg/broker"
+	"github.com/streambed/streambed/pkg/compactor"
 	"github.com/streambed/streambed/pkg/httpapi"
 	"github.com/streambed/streambed/pkg/offsets"
 	"github.com/streambed/streambed/pkg/segments"
 )
 
-func envDefault(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	env := backend.FromEnv()
+	env := backendFlags(fs)
 	addr := fs.String("addr", envDefault("STREAMBED_ADDR", "127.0.0.1:8080"), "listen address (env STREAMBED_ADDR)")
-	fs.StringVar(&env.DataDir, "data", env.DataDir, "data directory of the embedded default (env STREAMBED_DATA)")
-	fs.StringVar(&env.Bucket, "s3-bucket", env.Bucket, "store objects in this S3 bucket instead of the data directory (env STREAMBED_S3_BUCKET)")
-	fs.StringVar(&env.S3Endpoint, "s3-endpoint", env.S3Endpoint, "S3 endpoint for MinIO/moto/LocalStack (env STREAMBED_S3_ENDPOINT)")
-	fs.BoolVar(&env.S3PathStyle, "s3-path-style", env.S3PathStyle, "path-style S3 addressing, needed by local stores (env STREAMBED_S3_PATH_STYLE=true)")
-	fs.StringVar(&env.Table, "dynamodb-table", env.Table, "keep metadata in this DynamoDB table instead of the data directory (env STREAMBED_DYNAMODB_TABLE)")
-	fs.StringVar(&env.DynamoEndpoint, "dynamodb-endpoint", env.DynamoEndpoint, "DynamoDB endpoint for moto/LocalStack (env STREAMBED_DYNAMODB_ENDPOINT)")
-	fs.BoolVar(&env.CreateTable, "create-table", env.CreateTable, "create the DynamoDB table if it does not exist (env STREAMBED_CREATE_TABLE=true)")
-	fs.StringVar(&env.Region, "region", env.Region, "AWS region (env AWS_REGION)")
+	compactEvery := fs.Duration("compact-interval", time.Minute, "run the compactor this often (0: never)")
+	compactBudget := fs.Duration("compact-budget", 30*time.Second, "time budget of one compactor run")
 	compression := fs.String("compression", envDefault("STREAMBED_COMPRESSION", "zstd"), "batch compression: none, gzip, snappy, lz4 or zstd")
 	logFormat := fs.String("log-format", envDefault("STREAMBED_LOG_FORMAT", "text"), "log format: text or json")
 	logLevel := fs.String("log-level", envDefault("STREAMBED_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
@@ -61,7 +50,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("--compression: %w", err)
 	}
 	env.Logger = log
-	be, err := backend.Open(ctx, env)
+	be, err := backend.Open(ctx, *env)
 	if err != nil {
 		return err
 	}
@@ -69,7 +58,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	store := offsets.New(be.Table, offsets.WithLogger(log))
 	b := broker.New(store, be.Bucket, broker.Config{Compression: &comp, Logger: log})
-	srv := httpapi.New(b, httpapi.Options{Logger: log, Backends: api.Backend{Objects: be.Objects, Metadata: be.Metadata}})
+	comp2 := compactor.New(store, be.Bucket, compactor.Config{Budget: *compactBudget, Logger: log})
+	srv := httpapi.New(b, httpapi.Options{Logger: log, Backends: api.Backend{Objects: be.Objects, Metadata: be.Metadata}, Compactor: comp2})
+	stopCompactor := runCompactorTicker(ctx, comp2, *compactEvery, log)
+	defer stopCompactor()
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -87,6 +79,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: ending streams, finishing requests in flight")
+	stopCompactor()
 	b.Drain()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), *drainTimeout)
 	defer cancel()
@@ -107,4 +100,31 @@ func displayAddr(a net.Addr) string {
 		return a.String()
 	}
 	return a.String()
+}
+
+// runCompactorTicker runs the compactor every interval until ctx ends; the
+// returned function stops it and waits for a run in progress.
+func runCompactorTicker(ctx context.Context, c *compactor.Compactor, every time.Duration, log *slog.Logger) func() {
+	if every <= 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := c.Run(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("compaction run failed", "err", err)
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { cancel(); <-done }) }
 }

@@ -33,6 +33,8 @@ type Config struct {
 	RetryCodes []string
 	// HTTPClient replaces the default HTTP client.
 	HTTPClient *http.Client
+	// Credentials replace the default credential chain (local stacks, tests).
+	Credentials aws.CredentialsProvider
 }
 
 // Load returns an aws.Config for cfg.
@@ -43,6 +45,9 @@ func Load(ctx context.Context, cfg Config) (aws.Config, error) {
 	}
 	if cfg.HTTPClient != nil {
 		opts = append(opts, config.WithHTTPClient(cfg.HTTPClient))
+	}
+	if cfg.Credentials != nil {
+		opts = append(opts, config.WithCredentialsProvider(cfg.Credentials))
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {

@@ -52,9 +52,10 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	store := offsets.New(memtable.New())
 	f := &fixture{ctx: context.Background(), clock: time.UnixMilli(1_700_000_000_000)}
-	f.b = New(store, membucket.New(), Config{Now: func() time.Time { return f.clock }, PollMin: 5 * time.Millisecond, PollMax: 20 * time.Millisecond})
+	now := func() time.Time { return f.clock }
+	store := offsets.New(memtable.New(), offsets.WithClock(now))
+	f.b = New(store, membucket.New(), Config{Now: now, PollMin: 5 * time.Millisecond, PollMax: 20 * time.Millisecond})
 	return f
 }
 

@@ -273,12 +273,13 @@ func (b *Broker) appendObject(ctx context.Context, t offsets.Topic, batches []pa
 	if err != nil {
 		return nil, err
 	}
+	uploaded := b.now()
 	key, err := b.upload(ctx, obj)
 	if err != nil {
 		return nil, err
 	}
 	unlock := b.lockPartitions(t.ID, parts)
-	res, err := b.store.Commit(ctx, t, offsets.ObjectMeta{Key: key, Size: int64(len(obj))}, appends)
+	res, err := b.store.Commit(ctx, t, offsets.ObjectMeta{Key: key, Size: int64(len(obj)), Uploaded: uploaded}, appends)
 	unlock()
 	if err != nil {
 		// The commit may or may not have landed: keep the object (the

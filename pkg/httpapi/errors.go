@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/streambed/streambed/pkg/api"
@@ -11,6 +12,8 @@ import (
 	"github.com/streambed/streambed/pkg/offsets"
 	"github.com/streambed/streambed/pkg/segments"
 )
+
+var errNoCompactor = fmt.Errorf("%w: this server runs no compactor", offsets.ErrUnavailable)
 
 // sentinels maps state errors to API codes: the server's half of the one
 // error catalog (api.Catalog holds status and retryability per code).

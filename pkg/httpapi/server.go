@@ -23,6 +23,7 @@ import (
 
 	"github.com/streambed/streambed/pkg/api"
 	"github.com/streambed/streambed/pkg/broker"
+	"github.com/streambed/streambed/pkg/compactor"
 )
 
 // Version is reported at GET /v1.
@@ -42,6 +43,8 @@ type Options struct {
 	Backends api.Backend
 	// ClusterID answers Confluent v3 requests (default "streambed").
 	ClusterID string
+	// Compactor serves POST /v1/admin/compact (nil: the route answers 503).
+	Compactor *compactor.Compactor
 }
 
 // Server is the HTTP API over a Broker.
@@ -110,6 +113,8 @@ func (s *Server) buildRoutes() []Route {
 		{"POST", "/v1/groups/{group}/offsets", "consume", s.commitOffsets},
 		{"POST", "/v1/groups/{group}/offsets/reset", "admin", s.resetOffsets},
 		{"GET", "/v1/groups/{group}/lag", "read", s.groupLag},
+		{"POST", "/v1/admin/compact", "admin", s.compact},
+		{"GET", "/v1/admin/fsck", "admin", s.fsck},
 	}
 	for _, prefix := range []string{"/v3", "/kafka/v3"} {
 		rs = append(rs,

@@ -183,6 +183,9 @@ func (s *Store) ReplaceEntries(ctx context.Context, l *Lease, old []IndexEntry, 
 	if len(old) == 0 || len(old) > MaxReplaceEntries {
 		return invalidf("replace %d entries; between 1 and %d", len(old), MaxReplaceEntries)
 	}
+	if err := s.checkAge(obj); err != nil {
+		return err
+	}
 	if err := contiguous(old); err != nil {
 		return err
 	}

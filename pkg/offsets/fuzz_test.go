@@ -17,7 +17,7 @@ func FuzzDecodeItem(f *testing.F) {
 	f.Add([]byte(`{"f":2,"d":{}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		it := Item{Key: Key{"p", "s"}, Version: 1, Value: b}
-		targets := []validator{&Head{}, &Ctl{}, &IndexEntry{}, &ProducerState{}, &ObjectRef{}, &GCEntry{}, &Topic{}, &DeletedTopic{}, &GroupMeta{}, &Session{}, &CommittedOffset{}, &counter{}, &groupDir{}}
+		targets := []validator{&Head{}, &Ctl{}, &IndexEntry{}, &ProducerState{}, &ObjectRef{}, &GCEntry{}, &Topic{}, &DeletedTopic{}, &GroupMeta{}, &Session{}, &CommittedOffset{}, &counter{}, &groupDir{}, &stateValue{}}
 		for _, v := range targets {
 			if err := decode(it, v); err == nil {
 				if err := v.validate(); err != nil {

@@ -22,6 +22,7 @@ import (
 //	g#{group}       / meta                     GroupMeta
 //	g#{group}       / m#{member}               Member (TTL)
 //	g#{group}       / c#{topic}#{part:010}     CommittedOffset
+//	state           / s#{name}                 State (compactor cursors)
 const (
 	pkTopics   = "topics"
 	pkDeleted  = "tdel"

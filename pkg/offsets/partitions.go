@@ -105,3 +105,41 @@ func (s *Store) SetFenceToken(ctx context.Context, t Topic, p int32, current *st
 		return true, s.t.Write(ctx, Put(headKey(t.ID, p), it.Version, encode(&h)))
 	})
 }
+
+// PartitionItems is a partition's raw metadata, for consistency checks.
+type PartitionItems struct {
+	Head    Head
+	Ctl     Ctl
+	Entries []IndexEntry // every index entry, ascending
+}
+
+// InspectPartition reads a partition's head, ctl and whole index without
+// interpreting them (fsck uses it; nothing is clamped or repaired).
+func (s *Store) InspectPartition(ctx context.Context, topicID string, p int32) (PartitionItems, error) {
+	var out PartitionItems
+	items, err := s.t.Get(ctx, headKey(topicID, p), ctlKey(topicID, p))
+	if err != nil {
+		return out, err
+	}
+	if items[0].Exists() {
+		if err := decode(items[0], &out.Head); err != nil {
+			return out, err
+		}
+	}
+	if items[1].Exists() {
+		if err := decode(items[1], &out.Ctl); err != nil {
+			return out, err
+		}
+	}
+	for from := int64(0); ; {
+		entries, more, err := s.Index(ctx, topicID, p, from, 1000)
+		if err != nil {
+			return out, err
+		}
+		out.Entries = append(out.Entries, entries...)
+		if !more || len(entries) == 0 {
+			return out, nil
+		}
+		from = entries[len(entries)-1].Last + 1
+	}
+}

@@ -12,6 +12,19 @@ import (
 type ObjectMeta struct {
 	Key  string
 	Size int64
+	// Uploaded is when the upload started. The orphan sweep deletes
+	// unreferenced objects older than its commit deadline, so the store
+	// refuses to reference an object older than the maximum commit age
+	// (WithMaxCommitAge), whatever stalled its writer.
+	Uploaded time.Time
+}
+
+// checkAge refuses objects too old to reference safely.
+func (s *Store) checkAge(obj ObjectMeta) error {
+	if !obj.Uploaded.IsZero() && s.now().Sub(obj.Uploaded) > s.maxCommitAge {
+		return fmt.Errorf("%w: object %s was uploaded %s ago, past the %s commit limit; the orphan sweep will remove it", ErrUnavailable, obj.Key, s.now().Sub(obj.Uploaded).Round(time.Second), s.maxCommitAge)
+	}
+	return nil
 }
 
 // ProducerBatch identifies an idempotent producer's batch (KIP-98).
@@ -87,6 +100,9 @@ func (s *Store) Commit(ctx context.Context, t Topic, obj ObjectMeta, appends []A
 	}
 	c := &commit{s: s, t: t, obj: obj, appends: appends, res: res, attempted: map[int]Key{}}
 	err := s.loop(ctx, "commit", func() (bool, error) {
+		if err := s.checkAge(obj); err != nil {
+			return false, err
+		}
 		var err error
 		pending, err = c.attempt(ctx, pending)
 		return len(pending) == 0, err

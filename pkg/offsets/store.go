@@ -15,14 +15,15 @@ import (
 // including by many processes sharing one Table: every decision is a
 // conditional write, retried with a fresh read when it loses a race.
 type Store struct {
-	t           Table
-	now         func() time.Time
-	log         *slog.Logger
-	attempts    int
-	backoff     time.Duration
-	maxBackoff  time.Duration
-	producerTTL time.Duration
-	gcGrace     time.Duration
+	t            Table
+	now          func() time.Time
+	log          *slog.Logger
+	attempts     int
+	backoff      time.Duration
+	maxBackoff   time.Duration
+	producerTTL  time.Duration
+	gcGrace      time.Duration
+	maxCommitAge time.Duration
 }
 
 // Option configures a Store.
@@ -48,17 +49,23 @@ func WithProducerStateTTL(d time.Duration) Option { return func(s *Store) { s.pr
 // (default 1 hour: longer than any reader's cached index entry lives).
 func WithGCGrace(d time.Duration) Option { return func(s *Store) { s.gcGrace = d } }
 
+// WithMaxCommitAge sets how old an uploaded object may be when a commit or
+// swap first references it (default 15 minutes). Keep it well below the
+// orphan sweep's deadline (1 hour by default).
+func WithMaxCommitAge(d time.Duration) Option { return func(s *Store) { s.maxCommitAge = d } }
+
 // New returns a Store on t.
 func New(t Table, opts ...Option) *Store {
 	s := &Store{
-		t:           t,
-		now:         time.Now,
-		log:         slog.New(slog.DiscardHandler),
-		attempts:    30,
-		backoff:     2 * time.Millisecond,
-		maxBackoff:  250 * time.Millisecond,
-		producerTTL: 7 * 24 * time.Hour,
-		gcGrace:     time.Hour,
+		t:            t,
+		now:          time.Now,
+		log:          slog.New(slog.DiscardHandler),
+		attempts:     30,
+		backoff:      2 * time.Millisecond,
+		maxBackoff:   250 * time.Millisecond,
+		producerTTL:  7 * 24 * time.Hour,
+		gcGrace:      time.Hour,
+		maxCommitAge: 15 * time.Minute,
 	}
 	for _, o := range opts {
 		o(s)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/streambed/streambed/pkg/offsets"
 )
@@ -144,6 +145,21 @@ var produceCases = map[string]func(*testing.T, *env){
 		// Forgotten after the TTL: like a new producer, it must restart at 0.
 		wantErr(t, commitOne(t, e, tp, idem(0, 1, 9, 0, 1)).Err, offsets.ErrOutOfOrderSequence)
 		must(t, commitOne(t, e, tp, idem(0, 1, 9, 0, 0)).Err)
+	},
+	"StaleUploadRefused": func(t *testing.T, e *env) {
+		// A writer that stalled past the commit limit must not reference an
+		// object the orphan sweep may already have deleted.
+		tp := createTopic(t, e, "stale", 1)
+		obj := offsets.ObjectMeta{Key: objectKey(), Size: 10, Uploaded: e.clock.Now().Add(-20 * time.Minute)}
+		res, err := e.store.Commit(e.ctx, tp, obj, []offsets.Append{app(0, 1)})
+		must(t, err)
+		wantErr(t, res[0].Err, offsets.ErrUnavailable)
+		if logEnd(t, e, tp, 0) != 0 {
+			t.Fatal("a stale upload was committed")
+		}
+		obj.Uploaded = e.clock.Now().Add(-time.Minute)
+		res, _ = e.store.Commit(e.ctx, tp, obj, []offsets.Append{app(0, 1)})
+		must(t, res[0].Err)
 	},
 	"AmbiguousWriteCommittedOnce": func(t *testing.T, e *env) {
 		// The write lands but its response is lost; Commit must find out
