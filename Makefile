@@ -9,7 +9,7 @@ FUZZTIME ?= 10s
 # serialized, so keep package parallelism modest.
 TESTFLAGS ?= -race -count=1 -timeout 30m -p 2
 
-.PHONY: run build test test-in-stack test-unit localstack-up localstack-down fuzz bench vet fmt
+.PHONY: run build test test-in-stack test-unit localstack-up localstack-down fuzz bench vet fmt lambda tf-check tf-validate
 
 ## run: start the broker on the embedded default (./data) at http://localhost:8080
 run:
@@ -25,7 +25,7 @@ test:
 # test-in-stack expects the stack's endpoints in the environment (with-stack.sh
 # provides them). The emulator gate runs first: no concurrency test may trust
 # moto before it has proven atomic.
-test-in-stack: vet
+test-in-stack: vet tf-validate
 	$(GO) test -count=1 -run TestEmulatorGate ./localstack/
 	$(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v '/localstack$$')
 
@@ -57,3 +57,36 @@ fuzz:
 ## bench: Go benchmarks of the format and stores
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+
+FUNCTIONS := produce consume admin compact
+# Reproducible: no paths, no VCS stamp, no build id; lambdazip fixes the zip's time and mode.
+LAMBDA_FLAGS := -tags lambda.norpc -trimpath -buildvcs=false -ldflags='-s -w -buildid='
+
+## lambda: a bootstrap per function for provided.al2023 on arm64, zipped into dist/
+lambda:
+	@mkdir -p dist
+	@set -e; for f in $(FUNCTIONS); do \
+	  GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(LAMBDA_FLAGS) -o dist/$$f/bootstrap ./functions/$$f; \
+	  $(GO) run ./internal/cmd/lambdazip dist/$$f/bootstrap dist/$$f.zip; \
+	done
+	@ls -l dist/*.zip; sha256sum dist/*.zip
+
+TF_DIRS := infra/terraform infra/terraform/examples/aws infra/terraform/examples/local
+TRIVY_VERSION := v0.74.0
+
+## tf-validate: terraform fmt -check and validate of the module and both examples
+tf-validate:
+	@if ! command -v terraform >/dev/null; then echo "terraform not installed: skipping tf-validate"; \
+	  if [ -n "$$CI" ]; then exit 1; fi; exit 0; fi; \
+	  eval "$$(./infra/terraform/cli-config.sh | sed 's/^/export /')"; \
+	  terraform fmt -check -recursive infra/terraform || exit 1; \
+	  for d in $(TF_DIRS); do \
+	    (cd $$d && terraform init -backend=false -input=false -no-color >/dev/null && terraform validate -no-color >/dev/null) \
+	      || { echo "terraform validate failed in $$d"; exit 1; }; \
+	  done; echo "terraform: fmt and validate clean"
+
+## tf-check: tf-validate, Trivy's misconfiguration scan, and apply/destroy of examples/local against moto
+tf-check: tf-validate
+	@test -x bin/trivy || GOEXPERIMENT=jsonv2 GOBIN=$(CURDIR)/bin $(GO) install github.com/aquasecurity/trivy/cmd/trivy@$(TRIVY_VERSION)
+	bin/trivy config --skip-check-update --severity HIGH,CRITICAL --exit-code 1 infra/terraform
+	./localstack/with-stack.sh $(GO) test -count=1 -v -run 'TestApplyDestroyLocal|TestPolicyChecker' ./infra/terraform/

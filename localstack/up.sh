@@ -13,6 +13,7 @@ state="$root/bin/localstack"
 mkdir -p "$state"
 
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+RIE_VERSION=v0.0.0-20261030222936-bef5c4ba774d
 MINIO_PORT=${MINIO_PORT:-9100}
 MOTO_PORT=${MOTO_PORT:-5100}
 MINIO_USER=${MINIO_USER:-streambed}
@@ -43,6 +44,13 @@ if [ ! -x "$root/bin/minio" ] || [ "$(cat "$root/bin/minio.version" 2>/dev/null)
   log "building MinIO $MINIO_VERSION into bin/ (once; a few minutes)"
   GOBIN="$root/bin" GOFLAGS=-buildvcs=false go install "github.com/minio/minio@$MINIO_VERSION"
   echo "$MINIO_VERSION" >"$root/bin/minio.version"
+fi
+
+# The Lambda Runtime Interface Emulator, for the functions' tests.
+if [ ! -x "$root/bin/aws-lambda-rie" ] || [ "$(cat "$root/bin/aws-lambda-rie.version" 2>/dev/null)" != "$RIE_VERSION" ]; then
+  log "building aws-lambda-rie $RIE_VERSION into bin/"
+  GOBIN="$root/bin" GOFLAGS=-buildvcs=false go install "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$RIE_VERSION"
+  echo "$RIE_VERSION" >"$root/bin/aws-lambda-rie.version"
 fi
 
 if ! "$PYTHON" -c 'import moto.server, werkzeug' 2>/dev/null; then
@@ -82,7 +90,15 @@ STREAMBED_TEST_MINIO_ENDPOINT=http://127.0.0.1:$MINIO_PORT
 STREAMBED_TEST_MINIO_ACCESS_KEY=$MINIO_USER
 STREAMBED_TEST_MINIO_SECRET_KEY=$MINIO_PASSWORD
 STREAMBED_TEST_MOTO_ENDPOINT=http://127.0.0.1:$MOTO_PORT
+STREAMBED_TEST_RIE=$root/bin/aws-lambda-rie
 ENV
+
+# Terraform, with the AWS provider from a local filesystem mirror when there
+# is one (no registry is reachable on the development machines).
+if command -v terraform >/dev/null 2>&1; then
+  echo "STREAMBED_TEST_TERRAFORM=$(command -v terraform)" >>"$root/bin/localstack.env"
+  "$root/infra/terraform/cli-config.sh" >>"$root/bin/localstack.env"
+fi
 
 "$root/localstack/bootstrap.sh"
 log "ready; endpoints in bin/localstack.env"

@@ -50,7 +50,7 @@ func (b *Broker) Fetch(ctx context.Context, req FetchRequest) (FetchResult, erro
 func (b *Broker) fetch(ctx context.Context, t offsets.Topic, req FetchRequest) (FetchResult, error) {
 	maxRecords, maxBytes := b.budget(req.MaxRecords, req.MaxBytes)
 	wait := min(max(req.Wait, 0), b.limits.MaxWait)
-	deadline := b.now().Add(wait)
+	deadline := b.waitDeadline(ctx, wait)
 	key := partKey(t.ID, req.Partition)
 	poll := b.cfg.PollMin
 	for {
@@ -77,6 +77,24 @@ func (b *Broker) fetch(ctx context.Context, t offsets.Topic, req FetchRequest) (
 		}
 		timer.Stop()
 	}
+}
+
+// waitDeadline is when a long poll must answer: after wait, but half a
+// second before the context's deadline (a Lambda invocation's), so the
+// answer still gets out.
+func (b *Broker) waitDeadline(ctx context.Context, wait time.Duration) time.Time {
+	deadline := b.now().Add(wait)
+	if dl, ok := ctx.Deadline(); ok {
+		deadline = minTime(deadline, b.now().Add(time.Until(dl)-500*time.Millisecond))
+	}
+	return deadline
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 func (b *Broker) budget(maxRecords, maxBytes int) (int, int) {
@@ -287,7 +305,7 @@ func (b *Broker) FetchMany(ctx context.Context, reqs []FetchRequest, maxRecords,
 		topics[i], out[i].Err = b.topicPartition(ctx, r.Topic, r.Partition)
 		out[i].NextOffset = r.Offset
 	}
-	deadline := b.now().Add(min(max(wait, 0), b.limits.MaxWait))
+	deadline := b.waitDeadline(ctx, min(max(wait, 0), b.limits.MaxWait))
 	poll := b.cfg.PollMin
 	for {
 		var woken []<-chan struct{}

@@ -227,9 +227,18 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, topic string, p 
 	buf := []byte("retry: 3000\n: streaming " + topic + "/" + strconv.Itoa(int(p)) + " from offset " + strconv.FormatInt(off, 10) + "\n\n")
 	_, _ = w.Write(buf)
 	flusher.Flush()
+	// The stream ends (with an "end" event) after StreamMaxDuration, or
+	// shortly before the request's deadline (a Lambda invocation's); the
+	// client resumes with Last-Event-ID.
 	var deadline <-chan time.Time
-	if s.opts.StreamMaxDuration > 0 {
-		t := time.NewTimer(s.opts.StreamMaxDuration)
+	limit := s.opts.StreamMaxDuration
+	if dl, ok := r.Context().Deadline(); ok {
+		if left := time.Until(dl) - s.opts.PingInterval - time.Second; limit == 0 || left < limit {
+			limit = max(left, time.Millisecond)
+		}
+	}
+	if limit > 0 {
+		t := time.NewTimer(limit)
 		defer t.Stop()
 		deadline = t.C
 	}

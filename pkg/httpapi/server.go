@@ -45,6 +45,10 @@ type Options struct {
 	ClusterID string
 	// Compactor serves POST /v1/admin/compact (nil: the route answers 503).
 	Compactor *compactor.Compactor
+	// Ops limits the routes served to these classes ("produce", "consume",
+	// "admin", "read", "public"); nil serves all. Each Lambda function serves
+	// only its own routes, whatever API Gateway sends it.
+	Ops []string
 }
 
 // Server is the HTTP API over a Broker.
@@ -79,7 +83,11 @@ func New(b *broker.Broker, opts Options) *Server {
 		opts.ClusterID = "streambed"
 	}
 	s := &Server{b: b, log: opts.Logger, opts: opts}
-	s.routes = s.buildRoutes()
+	for _, r := range s.buildRoutes() {
+		if opts.Ops == nil || slices.Contains(opts.Ops, r.Op) {
+			s.routes = append(s.routes, r)
+		}
+	}
 	return s
 }
 

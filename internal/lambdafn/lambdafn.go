@@ -1,0 +1,133 @@
+// Package lambdafn is what the Lambda mains share: configuration from the
+// environment, the storage adapters (built once per sandbox, reused across
+// invocations), the HTTP handler served through API Gateway HTTP API
+// (payload v2) and Lambda Function URL events, with response streaming for
+// Function URLs in RESPONSE_STREAM mode, and the scheduled compactor.
+package lambdafn
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/streambed/streambed/internal/backend"
+	"github.com/streambed/streambed/pkg/api"
+	"github.com/streambed/streambed/pkg/broker"
+	"github.com/streambed/streambed/pkg/compactor"
+	"github.com/streambed/streambed/pkg/httpapi"
+	"github.com/streambed/streambed/pkg/offsets"
+	"github.com/streambed/streambed/pkg/segments"
+)
+
+// App is one function's wiring.
+type App struct {
+	Name      string
+	Log       *slog.Logger
+	Backend   *backend.Backend
+	Store     *offsets.Store
+	Broker    *broker.Broker
+	Compactor *compactor.Compactor
+	Out       io.Writer // EMF metrics
+}
+
+// New wires a function from the environment: STREAMBED_S3_BUCKET and
+// STREAMBED_DYNAMODB_TABLE (plus the *_ENDPOINT variables for local
+// stacks), STREAMBED_LOG_LEVEL, STREAMBED_COMPRESSION,
+// STREAMBED_COMPACT_BUDGET (a duration).
+func New(ctx context.Context, name string) (*App, error) {
+	level := slog.LevelInfo
+	if v := os.Getenv("STREAMBED_LOG_LEVEL"); v != "" {
+		if err := level.UnmarshalText([]byte(v)); err != nil {
+			return nil, fmt.Errorf("STREAMBED_LOG_LEVEL %q: %w", v, err)
+		}
+	}
+	// Lambda forwards stdout/stderr to CloudWatch Logs; JSON lines are queryable.
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("function", name)
+	cfg := backend.FromEnv()
+	if cfg.Bucket == "" || cfg.Table == "" {
+		return nil, fmt.Errorf("STREAMBED_S3_BUCKET and STREAMBED_DYNAMODB_TABLE must be set")
+	}
+	cfg.Logger = log
+	be, err := backend.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	comp := segments.CompressionZstd
+	if v := os.Getenv("STREAMBED_COMPRESSION"); v != "" {
+		if comp, err = segments.ParseCompression(v); err != nil {
+			return nil, err
+		}
+	}
+	budget := 50 * time.Second
+	if v := os.Getenv("STREAMBED_COMPACT_BUDGET"); v != "" {
+		if budget, err = time.ParseDuration(v); err != nil {
+			return nil, fmt.Errorf("STREAMBED_COMPACT_BUDGET %q: %w", v, err)
+		}
+	}
+	store := offsets.New(be.Table, offsets.WithLogger(log))
+	a := &App{
+		Name: name, Log: log, Backend: be, Store: store, Out: os.Stdout,
+		Broker:    broker.New(store, be.Bucket, broker.Config{Compression: &comp, Logger: log}),
+		Compactor: compactor.New(store, be.Bucket, compactor.Config{Budget: budget, Logger: log}),
+	}
+	a.onSIGTERM()
+	return a, nil
+}
+
+// Must is New for mains: a function that cannot wire itself fails its init.
+func Must(name string) *App {
+	a, err := New(context.Background(), name)
+	if err != nil {
+		slog.Error("init failed", "function", name, "err", err)
+		os.Exit(1)
+	}
+	return a
+}
+
+// Server returns the HTTP API limited to the given route classes.
+func (a *App) Server(ops ...string) *httpapi.Server {
+	return httpapi.New(a.Broker, httpapi.Options{
+		Logger: a.Log, Ops: ops,
+		Backends:  api.Backend{Objects: a.Backend.Objects, Metadata: a.Backend.Metadata},
+		Compactor: a.Compactor,
+	})
+}
+
+// onSIGTERM: Lambda sends SIGTERM before it shuts a sandbox down (no
+// invocation is running then). End streams, flush, exit.
+func (a *App) onSIGTERM() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGTERM)
+	go func() {
+		<-ch
+		a.Broker.Drain()
+		a.Log.Info("SIGTERM: sandbox shutting down")
+		_ = a.Backend.Close()
+		if f, ok := a.Out.(interface{ Sync() error }); ok {
+			_ = f.Sync()
+		}
+		os.Exit(0)
+	}()
+}
+
+// invocationContext ends margin before the invocation's deadline, so work
+// in flight (long polls, streams, compaction) stops in time to answer.
+func invocationContext(ctx context.Context, margin time.Duration) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, dl.Add(-margin))
+	}
+	return context.WithCancel(ctx)
+}
+
+func envBool(name string, def bool) bool {
+	if v, err := strconv.ParseBool(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
