@@ -114,9 +114,20 @@ type Record struct {
 	Headers   []Header        `json:"headers,omitempty"`
 }
 
-// ProduceRequest is POST /v1/topics/{t}/records.
+// ProduceRequest is POST /v1/topics/{t}/records. With Producer, the
+// request is an idempotent producer's (KIP-98): every record names its
+// partition and BaseSequences gives each partition's first sequence number
+// (keys are partition numbers).
 type ProduceRequest struct {
-	Records []json.RawMessage `json:"records"`
+	Records       []json.RawMessage `json:"records"`
+	Producer      *ProducerEpoch    `json:"producer,omitempty"`
+	BaseSequences map[string]int32  `json:"base_sequences,omitempty"`
+}
+
+// ProducerEpoch identifies an idempotent producer.
+type ProducerEpoch struct {
+	ID    int64 `json:"id"`
+	Epoch int16 `json:"epoch"`
 }
 
 // RecordResult is one record's outcome in a topic-level produce.

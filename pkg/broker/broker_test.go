@@ -8,41 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streambed/streambed/pkg/kafkahash"
 	"github.com/streambed/streambed/pkg/offsets"
 	"github.com/streambed/streambed/pkg/offsets/memtable"
 	"github.com/streambed/streambed/pkg/segments"
 	"github.com/streambed/streambed/pkg/segments/membucket"
 )
-
-func TestMurmur2MatchesKafka(t *testing.T) {
-	// From Kafka's UtilsTest.testMurmur2, librdkafka's rdmurmur2.c and
-	// Akka's Murmur2Spec (values taken from Kafka's Utils.murmur2).
-	cases := map[string]int32{
-		"21":                         -973932308,
-		"foobar":                     -790332482,
-		"a-little-bit-long-string":   -985981536,
-		"a-little-bit-longer-string": -1486304829,
-		"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
-		"abc":   479470107,
-		"kafka": -798503068,
-		"1":     -1993445489,
-		"12":    126087238,
-		"123":   -267702483,
-		"1234":  -1614185708,
-		"12345": -1188365604,
-	}
-	for k, want := range cases {
-		if got := murmur2([]byte(k)); got != want {
-			t.Errorf("murmur2(%q) = %d, want %d", k, got, want)
-		}
-	}
-	// Partition choice = toPositive(hash) % n, as Kafka's partitioner.
-	for k, want := range map[string]int32{"21": int32((-973932308 & 0x7fffffff) % 6), "foobar": int32((-790332482 & 0x7fffffff) % 6)} {
-		if got := KeyPartition([]byte(k), 6); got != want {
-			t.Errorf("KeyPartition(%q, 6) = %d, want %d", k, got, want)
-		}
-	}
-}
 
 type fixture struct {
 	b     *Broker
@@ -94,7 +65,7 @@ func TestProduceFetchRoundTrip(t *testing.T) {
 		if r.Err != nil {
 			t.Fatal(r.Err)
 		}
-		if want := KeyPartition(recs[i].Key, 4); r.Partition != want {
+		if want := kafkahash.Partition(recs[i].Key, 4); r.Partition != want {
 			t.Fatalf("record %d on partition %d, Kafka's partitioner says %d", i, r.Partition, want)
 		}
 		if r.Offset != int64(len(perPart[r.Partition])) {

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/streambed/streambed/pkg/kafkahash"
 	"github.com/streambed/streambed/pkg/offsets"
 	"github.com/streambed/streambed/pkg/segments"
 )
@@ -37,6 +38,18 @@ type ProduceOptions struct {
 	// IdempotencyKey makes retries of the same request (same key, same
 	// records) return the original offsets instead of appending again.
 	IdempotencyKey string
+	// Producer makes the request an idempotent producer's (KIP-98), as a
+	// Kafka ProduceRequest: every record names its partition, and each
+	// partition's batch starts at its base sequence.
+	Producer *ProducerSession
+}
+
+// ProducerSession is an idempotent producer's id and epoch, with the first
+// sequence number of this request's batch for each partition it touches.
+type ProducerSession struct {
+	ID            int64
+	Epoch         int16
+	BaseSequences map[int32]int32
 }
 
 // RecordResult is one record's outcome.
@@ -58,6 +71,9 @@ func (b *Broker) Produce(ctx context.Context, topic string, recs []ProduceRecord
 		return nil, err
 	}
 	if err := b.checkBatch(len(recs), "records"); err != nil {
+		return nil, err
+	}
+	if err := checkSession(opt, recs); err != nil {
 		return nil, err
 	}
 	for _, r := range recs {
@@ -87,7 +103,7 @@ func (b *Broker) Produce(ctx context.Context, topic string, recs []ProduceRecord
 		p := r.Partition
 		switch {
 		case p == NoPartition && r.Key != nil:
-			p = KeyPartition(r.Key, t.Partitions)
+			p = kafkahash.Partition(r.Key, t.Partitions)
 		case p == NoPartition:
 			p = sticky
 		case p < 0 || p >= t.Partitions:
@@ -112,8 +128,11 @@ func (b *Broker) Produce(ctx context.Context, topic string, recs []ProduceRecord
 			batch[j] = stamped[ri]
 		}
 		batches[i] = partBatch{partition: p, recs: batch, expectedOffset: -1}
-		if opt.IdempotencyKey != "" {
+		switch {
+		case opt.IdempotencyKey != "":
 			batches[i].producer = &offsets.ProducerID{ID: idempotencyProducerID(opt.IdempotencyKey)}
+		case opt.Producer != nil:
+			batches[i].producer = &offsets.ProducerID{ID: opt.Producer.ID, Epoch: opt.Producer.Epoch, FirstSeq: opt.Producer.BaseSequences[p]}
 		}
 	}
 	res, err := b.appendObject(ctx, t, batches)
@@ -131,6 +150,42 @@ func (b *Broker) Produce(ctx context.Context, topic string, recs []ProduceRecord
 		}
 	}
 	return out, nil
+}
+
+// checkSession validates an idempotent topic-level produce: records must
+// name their partitions, and base sequences must cover exactly those.
+func checkSession(opt ProduceOptions, recs []ProduceRecord) error {
+	ps := opt.Producer
+	if ps == nil {
+		return nil
+	}
+	if opt.IdempotencyKey != "" {
+		return fieldErr("producer", "give a producer or an Idempotency-Key, not both")
+	}
+	if ps.ID < 0 || ps.Epoch < 0 {
+		return fieldErr("producer", "id %d and epoch %d must not be negative", ps.ID, ps.Epoch)
+	}
+	used := map[int32]bool{}
+	for i, r := range recs {
+		if r.Partition == NoPartition {
+			return fieldErr(fmt.Sprintf("records[%d].partition", i), "is required when producing as an idempotent producer")
+		}
+		used[r.Partition] = true
+	}
+	for p, seq := range ps.BaseSequences {
+		if !used[p] {
+			return fieldErr("base_sequences", "partition %d has a base sequence but no records", p)
+		}
+		if seq < 0 {
+			return fieldErr("base_sequences", "partition %d: sequence %d is negative", p, seq)
+		}
+	}
+	for p := range used {
+		if _, ok := ps.BaseSequences[p]; !ok {
+			return fieldErr("base_sequences", "partition %d has records but no base sequence", p)
+		}
+	}
+	return nil
 }
 
 // PartitionProduce is an atomic append to one partition.

@@ -558,3 +558,37 @@ func TestFetchMany(t *testing.T) {
 		t.Fatalf("long-polled fetch %v", got)
 	}
 }
+
+func TestIdempotentTopicProduce(t *testing.T) {
+	e := newEnv(t)
+	e.createTopic("ip", 3)
+	body := map[string]any{
+		"records":        []any{map[string]any{"value": "a", "partition": 0}, map[string]any{"value": "b", "partition": 2}, map[string]any{"value": "c", "partition": 0}},
+		"producer":       map[string]any{"id": 500, "epoch": 0},
+		"base_sequences": map[string]any{"0": 0, "2": 0},
+	}
+	first := e.want(e.do("POST", "/v1/topics/ip/records", body), 200)
+	again := e.want(e.do("POST", "/v1/topics/ip/records", body), 200)
+	if fmt.Sprint(stripTimestamps(first)) != fmt.Sprint(stripTimestamps(again)) {
+		t.Fatalf("retry %v, first %v", again, first)
+	}
+	next := map[string]any{"records": []any{map[string]any{"value": "d", "partition": 0}}, "producer": map[string]any{"id": 500, "epoch": 0}, "base_sequences": map[string]any{"0": 2}}
+	res := e.want(e.do("POST", "/v1/topics/ip/records", next), 200)
+	if res["results"].([]any)[0].(map[string]any)["offset"] != 2.0 {
+		t.Fatalf("next batch %v", res)
+	}
+	gap := map[string]any{"records": []any{map[string]any{"value": "e", "partition": 0}}, "producer": map[string]any{"id": 500, "epoch": 0}, "base_sequences": map[string]any{"0": 9}}
+	e.want(e.do("POST", "/v1/topics/ip/records", gap), 409, "out_of_order_sequence")
+	for _, c := range []struct {
+		body  map[string]any
+		field string
+	}{
+		{map[string]any{"records": []any{map[string]any{"value": "x"}}, "producer": map[string]any{"id": 1, "epoch": 0}, "base_sequences": map[string]any{}}, "records[0].partition"},
+		{map[string]any{"records": []any{map[string]any{"value": "x", "partition": 1}}, "producer": map[string]any{"id": 1, "epoch": 0}, "base_sequences": map[string]any{}}, "base_sequences"},
+		{map[string]any{"records": []any{map[string]any{"value": "x", "partition": 1}}, "producer": map[string]any{"id": 1, "epoch": 0}, "base_sequences": map[string]any{"1": 0, "2": 0}}, "base_sequences"},
+		{map[string]any{"records": []any{map[string]any{"value": "x", "partition": 1}}, "base_sequences": map[string]any{"1": 0}}, "base_sequences"},
+		{map[string]any{"records": []any{map[string]any{"value": "x", "partition": 1}}, "producer": map[string]any{"id": 1, "epoch": 0}, "base_sequences": map[string]any{"one": 0}}, "base_sequences"},
+	} {
+		e.want(e.do("POST", "/v1/topics/ip/records", c.body), 400, "invalid_request", c.field)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 
 	"github.com/streambed/streambed/pkg/api"
 	"github.com/streambed/streambed/pkg/broker"
@@ -58,7 +59,22 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, p)
 		return
 	}
-	results, err := s.b.Produce(r.Context(), name, recs, broker.ProduceOptions{IdempotencyKey: key})
+	opt := broker.ProduceOptions{IdempotencyKey: key}
+	if in.Producer != nil {
+		opt.Producer = &broker.ProducerSession{ID: in.Producer.ID, Epoch: in.Producer.Epoch, BaseSequences: map[int32]int32{}}
+		for k, seq := range in.BaseSequences {
+			part, err := strconv.ParseInt(k, 10, 32)
+			if err != nil || part < 0 {
+				s.problem(w, r, fieldProblem("base_sequences", "key %q is not a partition number", k))
+				return
+			}
+			opt.Producer.BaseSequences[int32(part)] = seq
+		}
+	} else if len(in.BaseSequences) > 0 {
+		s.problem(w, r, fieldProblem("base_sequences", "needs a producer"))
+		return
+	}
+	results, err := s.b.Produce(r.Context(), name, recs, opt)
 	if err != nil {
 		s.fail(w, r, err, true)
 		return

@@ -1,9 +1,12 @@
-package broker
+// Package kafkahash is Kafka's default partitioner for keyed records, shared
+// by the broker and the Go client so both place keys where Kafka clients
+// would.
+package kafkahash
 
-// murmur2 is Kafka's 32-bit murmur2 (org.apache.kafka.common.utils.Utils
+// Murmur2 is Kafka's 32-bit murmur2 (org.apache.kafka.common.utils.Utils
 // .murmur2, seed 0x9747b28c), so keyed records land on the partition Kafka
 // clients would choose.
-func murmur2(data []byte) int32 {
+func Murmur2(data []byte) int32 {
 	const (
 		seed = uint32(0x9747b28c)
 		m    = uint32(0x5bd1e995)
@@ -37,8 +40,8 @@ func murmur2(data []byte) int32 {
 	return int32(h)
 }
 
-// KeyPartition is the partition Kafka's default partitioner picks for a
+// Partition is the partition Kafka's default partitioner picks for a
 // non-null key: toPositive(murmur2(key)) % partitions.
-func KeyPartition(key []byte, partitions int32) int32 {
-	return (murmur2(key) & 0x7fffffff) % partitions
+func Partition(key []byte, partitions int32) int32 {
+	return (Murmur2(key) & 0x7fffffff) % partitions
 }
