@@ -1,19 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/streambed/streambed/internal/backend"
+	"github.com/streambed/streambed/pkg/client"
 	"github.com/streambed/streambed/pkg/compactor"
 	"github.com/streambed/streambed/pkg/offsets"
 )
@@ -28,27 +27,16 @@ func openStore(ctx context.Context, cfg backend.Config) (*offsets.Store, *backen
 }
 
 // adminCall calls a running server's admin route and decodes the answer.
-func adminCall(ctx context.Context, method, url string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(url, "/"), nil)
-	if err != nil {
-		return err
-	}
+func adminCall(ctx context.Context, method, base, path string, out any) error {
+	var opts []client.Option
 	if tok := os.Getenv("STREAMBED_TOKEN"); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
+		opts = append(opts, client.WithBearerToken(tok))
 	}
-	resp, err := http.DefaultClient.Do(req)
+	c, err := client.New(base, opts...)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: %s", method, url, bytes.TrimSpace(body))
-	}
-	return json.Unmarshal(body, out)
+	return c.Do(ctx, method, path, nil, out)
 }
 
 func runCompact(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -69,7 +57,7 @@ func runCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var stats compactor.Stats
 	if *url != "" {
-		if err := adminCall(ctx, "POST", *url+"/v1/admin/compact", &stats); err != nil {
+		if err := adminCall(ctx, "POST", *url, "/v1/admin/compact", &stats); err != nil {
 			return err
 		}
 	} else {
@@ -123,7 +111,7 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			q = "?strict=true"
 		}
 		rep = &compactor.Report{}
-		if err := adminCall(ctx, "GET", *url+"/v1/admin/fsck"+q, rep); err != nil {
+		if err := adminCall(ctx, "GET", *url, "/v1/admin/fsck"+q, rep); err != nil {
 			return err
 		}
 	} else {

@@ -21,6 +21,10 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the broker and HTTP API (embedded default: ./data)", runServe},
+		{"produce", "produce records from stdin or files", runProduce},
+		{"consume", "consume records by offset, time, tail or as a group member", runConsume},
+		{"topics", "create, list, describe, alter and delete topics", runTopics},
+		{"groups", "list, describe, lag, reset and delete consumer groups", runGroups},
 		{"compact", "run one compaction pass (retention, merges, GC)", runCompact},
 		{"fsck", "check the storage invariants without changing anything", runFsck},
 		{"version", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) error {
@@ -61,7 +65,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				if err == errUsage {
 					return 2
 				}
-				fmt.Fprintln(stderr, "streambed "+c.name+": "+err.Error())
+				if err == errHelp {
+					return 0
+				}
+				name := c.name
+				if ce, ok := err.(*cmdError); ok {
+					name = ce.name
+				}
+				fmt.Fprintln(stderr, "streambed "+name+": "+err.Error())
 				return 1
 			}
 			return 0

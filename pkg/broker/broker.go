@@ -58,8 +58,10 @@ type Config struct {
 	// PollMin/PollMax bound the interval at which a long poll re-reads a
 	// partition head to see appends made by other processes.
 	PollMin, PollMax time.Duration
-	Now              func() time.Time
-	Logger           *slog.Logger
+	// Now is the clock of record timestamps, retention and group
+	// sessions (tests inject one). Waits and cache ages use real time.
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Broker implements produce and fetch. Safe for concurrent use.
@@ -144,7 +146,7 @@ func (b *Broker) Topic(ctx context.Context, name string) (offsets.Topic, error) 
 	b.topicsMu.Lock()
 	c, ok := b.topics[name]
 	b.topicsMu.Unlock()
-	if ok && b.now().Sub(c.fetched) < b.cfg.TopicCacheTTL {
+	if ok && time.Now().Sub(c.fetched) < b.cfg.TopicCacheTTL {
 		return c.t, nil
 	}
 	return b.refreshTopic(ctx, name)
@@ -158,7 +160,7 @@ func (b *Broker) refreshTopic(ctx context.Context, name string) (offsets.Topic, 
 		delete(b.topics, name)
 		return offsets.Topic{}, err
 	}
-	b.topics[name] = cachedTopic{t: t, fetched: b.now()}
+	b.topics[name] = cachedTopic{t: t, fetched: time.Now()}
 	return t, nil
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/streambed/streambed/pkg/api"
@@ -227,4 +229,16 @@ type produceBody struct {
 	Records       []api.Record       `json:"records"`
 	Producer      *api.ProducerEpoch `json:"producer,omitempty"`
 	BaseSequences map[string]int32   `json:"base_sequences,omitempty"`
+}
+
+// Do calls any route of the API — for routes without a typed method, such
+// as /v1/admin/compact. in (if not nil) is sent as JSON and a 2xx JSON
+// answer is decoded into out (if not nil). Only GET, HEAD and PUT calls
+// are retried after an unknown outcome.
+func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	if !strings.HasPrefix(path, "/") {
+		return fmt.Errorf("client: path %q must start with /", path)
+	}
+	idem := method == http.MethodGet || method == http.MethodHead || method == http.MethodPut
+	return c.do(ctx, call{method: method, path: path, body: in, idempotent: idem}, out)
 }

@@ -129,7 +129,8 @@ func WithDeliveryTimeout(d time.Duration) ProducerOption {
 }
 
 // WithDeliveryCallback calls fn for every record once it is delivered or
-// has failed (from the producer's goroutines: keep it quick).
+// has failed, including records Produce rejects at once. It runs with the
+// producer's lock held: keep it quick and do not call the producer from it.
 func WithDeliveryCallback(fn func(Record, Delivery, error)) ProducerOption {
 	return func(c *producerConfig) error { c.onDelivery = fn; return nil }
 }
@@ -159,6 +160,15 @@ func (f *Future) Wait(ctx context.Context) (Delivery, error) {
 	case <-ctx.Done():
 		return Delivery{}, ctx.Err()
 	}
+}
+
+// reject fails a record that never got buffered, telling the delivery
+// callback too, so callers counting through it see every record.
+func (p *Producer) reject(r Record, err error) *Future {
+	if p.cfg.onDelivery != nil {
+		p.cfg.onDelivery(r, Delivery{}, err)
+	}
+	return failed(err)
 }
 
 func failed(err error) *Future {
@@ -239,18 +249,18 @@ func recordSize(r *Record) int {
 func (p *Producer) Produce(ctx context.Context, r Record) *Future {
 	size := recordSize(&r)
 	if int64(size) > p.maxRecord {
-		return failed(fmt.Errorf("%w (%d bytes)", ErrRecordTooLarge, size))
+		return p.reject(r, fmt.Errorf("%w (%d bytes)", ErrRecordTooLarge, size))
 	}
 	for {
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
-			return failed(ErrProducerClosed)
+			return p.reject(r, ErrProducerClosed)
 		}
 		if p.fatal != nil {
 			err := p.fatal
 			p.mu.Unlock()
-			return failed(err)
+			return p.reject(r, err)
 		}
 		if p.heldBytes == 0 || p.heldBytes+size <= p.cfg.bufferBytes {
 			break
@@ -260,14 +270,14 @@ func (p *Producer) Produce(ctx context.Context, r Record) *Future {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return failed(ctx.Err())
+			return p.reject(r, ctx.Err())
 		}
 	}
 	defer p.mu.Unlock()
 	part := r.Partition
 	switch {
 	case part >= p.partitions:
-		return failed(fmt.Errorf("client: topic %s has partitions 0..%d, not %d", p.topic, p.partitions-1, part))
+		return p.reject(r, fmt.Errorf("client: topic %s has partitions 0..%d, not %d", p.topic, p.partitions-1, part))
 	case part >= 0:
 	case r.Key != nil:
 		part = kafkahash.Partition(r.Key, p.partitions)
