@@ -53,6 +53,19 @@ if [ ! -x "$root/bin/aws-lambda-rie" ] || [ "$(cat "$root/bin/aws-lambda-rie.ver
   echo "$RIE_VERSION" >"$root/bin/aws-lambda-rie.version"
 fi
 
+# Chromium, for the console's browser tests: Debian's package, installed
+# when missing (needs root; elsewhere the tests say how to get it).
+chromium_bin=$(command -v chromium || command -v chromium-browser || true)
+if [ -z "$chromium_bin" ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  log "installing chromium with apt-get (once)"
+  if apt-get update -qq >"$state/apt.log" 2>&1 &&
+     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >>"$state/apt.log" 2>&1; then
+    chromium_bin=$(command -v chromium || true)
+  else
+    log "apt-get install chromium failed; see $state/apt.log"
+  fi
+fi
+
 if ! "$PYTHON" -c 'import moto.server, werkzeug' 2>/dev/null; then
   log "moto's server is not installed for $PYTHON; install it with: pip install 'moto[server]'"
   exit 1
@@ -92,6 +105,9 @@ STREAMBED_TEST_MINIO_SECRET_KEY=$MINIO_PASSWORD
 STREAMBED_TEST_MOTO_ENDPOINT=http://127.0.0.1:$MOTO_PORT
 STREAMBED_TEST_RIE=$root/bin/aws-lambda-rie
 ENV
+if [ -n "$chromium_bin" ]; then
+  echo "STREAMBED_TEST_CHROMIUM=$chromium_bin" >>"$root/bin/localstack.env"
+fi
 
 # Terraform, with the AWS provider from a local filesystem mirror when there
 # is one (no registry is reachable on the development machines).

@@ -210,10 +210,38 @@ func consumeGroup(ctx context.Context, c *client.Client, group, topic, reset str
 		if err := out.flush(); err != nil {
 			return err
 		}
-		if len(recs) == 0 && !follow && len(cs.Assignment()) > 0 {
-			return nil // caught up
+		if len(recs) == 0 && !follow {
+			done, err := caughtUp(ctx, c, topic, cs)
+			if err != nil || done {
+				return err
+			}
 		}
 	}
+}
+
+// caughtUp reports whether the member owns partitions and has read each
+// to its log end (an unread, non-empty partition has no position yet).
+func caughtUp(ctx context.Context, c *client.Client, topic string, cs *client.Consumer) (bool, error) {
+	assigned := cs.Assignment()
+	if len(assigned) == 0 {
+		return false, nil
+	}
+	parts, err := c.Partitions(ctx, topic)
+	if err != nil {
+		return false, err
+	}
+	for _, tp := range assigned {
+		for _, p := range parts {
+			if p.Partition != tp.Partition {
+				continue
+			}
+			pos, ok := cs.Position(tp)
+			if (ok && pos < p.LogEndOffset) || (!ok && p.LogEndOffset > p.LogStartOffset) {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
 }
 
 // printer writes records in one format, safe for concurrent partitions,

@@ -16,6 +16,7 @@ import (
 	"github.com/streambed/streambed/pkg/api"
 	"github.com/streambed/streambed/pkg/broker"
 	"github.com/streambed/streambed/pkg/compactor"
+	"github.com/streambed/streambed/pkg/console"
 	"github.com/streambed/streambed/pkg/httpapi"
 	"github.com/streambed/streambed/pkg/offsets"
 	"github.com/streambed/streambed/pkg/segments"
@@ -31,6 +32,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	compression := fs.String("compression", envDefault("STREAMBED_COMPRESSION", "zstd"), "batch compression: none, gzip, snappy, lz4 or zstd")
 	logFormat := fs.String("log-format", envDefault("STREAMBED_LOG_FORMAT", "text"), "log format: text or json")
 	logLevel := fs.String("log-level", envDefault("STREAMBED_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
+	noUI := fs.Bool("no-ui", false, "do not serve the web console at /ui/")
+	var cors multiFlag
+	fs.Var(&cors, "cors-origin", "allow browser calls from this origin, e.g. where the console is deployed as static files (repeatable; * for any)")
 	drainTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "how long shutdown waits for requests in flight")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -59,7 +63,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	store := offsets.New(be.Table, offsets.WithLogger(log))
 	b := broker.New(store, be.Bucket, broker.Config{Compression: &comp, Logger: log})
 	comp2 := compactor.New(store, be.Bucket, compactor.Config{Budget: *compactBudget, Logger: log})
-	srv := httpapi.New(b, httpapi.Options{Logger: log, Backends: api.Backend{Objects: be.Objects, Metadata: be.Metadata}, Compactor: comp2})
+	opts := httpapi.Options{Logger: log, Backends: api.Backend{Objects: be.Objects, Metadata: be.Metadata}, Compactor: comp2, CORSOrigins: cors}
+	if !*noUI {
+		opts.Console = console.Handler("/ui/")
+	}
+	srv := httpapi.New(b, opts)
 	stopCompactor := runCompactorTicker(ctx, comp2, *compactEvery, log)
 	defer stopCompactor()
 
@@ -72,6 +80,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("streambed listening", "url", "http://"+displayAddr(ln.Addr()), "objects", be.Objects, "metadata", be.Metadata, "data", env.DataDir)
 	fmt.Fprintf(stdout, "streambed %s listening on http://%s\n", version, displayAddr(ln.Addr()))
+	if !*noUI {
+		fmt.Fprintf(stdout, "web console: http://%s/ui/\n", displayAddr(ln.Addr()))
+	}
 
 	select {
 	case err := <-errc:

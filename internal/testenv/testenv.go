@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -67,4 +68,24 @@ func Name(prefix string) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return prefix + "-" + hex.EncodeToString(b[:])
+}
+
+// Chromium returns the path of a Chromium binary for browser tests: the
+// STREAMBED_TEST_CHROMIUM variable, else chromium on the PATH.
+func Chromium(t testing.TB) string {
+	t.Helper()
+	if v := os.Getenv("STREAMBED_TEST_CHROMIUM"); v != "" {
+		return v
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	msg := "no Chromium found (set STREAMBED_TEST_CHROMIUM or `apt-get install chromium`; `make test` installs it)"
+	if InCI() {
+		t.Fatal("CI is set and a service is missing: " + msg)
+	}
+	t.Skip("SKIPPED: " + msg)
+	return ""
 }

@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -37,7 +38,7 @@ import (
 )
 
 // server starts the API over a backend and returns its URL.
-func server(t *testing.T, table offsets.Table, bucket segments.Bucket) string {
+func server(t testing.TB, table offsets.Table, bucket segments.Bucket) string {
 	t.Helper()
 	b := broker.New(offsets.New(table), bucket, broker.Config{PollMin: 5 * time.Millisecond, PollMax: 50 * time.Millisecond})
 	srv := httptest.NewServer(httpapi.New(b, httpapi.Options{PingInterval: 200 * time.Millisecond}).Handler())
@@ -48,7 +49,7 @@ func server(t *testing.T, table offsets.Table, bucket segments.Bucket) string {
 
 func memServer(t *testing.T) string { return server(t, memtable.New(), membucket.New()) }
 
-func embedded(t *testing.T) string {
+func embedded(t testing.TB) string {
 	dir := t.TempDir()
 	fb, err := fsbucket.Open(filepath.Join(dir, "objects"))
 	if err != nil {
@@ -62,7 +63,7 @@ func embedded(t *testing.T) string {
 	return server(t, bt, fb)
 }
 
-func minioMoto(t *testing.T) string {
+func minioMoto(t testing.TB) string {
 	minio, user, password := testenv.MinIO(t)
 	moto := testenv.Moto(t)
 	ctx := context.Background()
@@ -123,7 +124,7 @@ func (f *faulty) RoundTrip(req *http.Request) (*http.Response, error) {
 func TestProducersExactlyOnceUnderFaults(t *testing.T) {
 	for _, be := range []struct {
 		name       string
-		url        func(*testing.T) string
+		url        func(testing.TB) string
 		perProd    int
 		batchBytes int
 	}{
@@ -386,4 +387,45 @@ func TestNoServerOrAWSImports(t *testing.T) {
 			t.Errorf("pkg/client depends on %s", dep)
 		}
 	}
+}
+
+// countingTransport measures produce requests (count and body bytes).
+type countingTransport struct {
+	next            http.RoundTripper
+	requests, bytes atomic.Int64
+}
+
+func (ct *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == "POST" && strings.HasSuffix(req.URL.Path, "/records") {
+		ct.requests.Add(1)
+		ct.bytes.Add(req.ContentLength)
+	}
+	return ct.next.RoundTrip(req)
+}
+
+// BenchmarkProducerSteady produces 1 KiB records as fast as the embedded
+// server takes them and reports records/s and the mean request size: the
+// defaults should give ~1 MiB requests (one S3 object each).
+func BenchmarkProducerSteady(b *testing.B) {
+	base := embedded(b)
+	ct := &countingTransport{next: http.DefaultTransport}
+	c, _ := client.New(base, client.WithHTTPClient(&http.Client{Transport: ct, Timeout: time.Minute}))
+	ctx := context.Background()
+	if _, err := c.CreateTopic(ctx, "bench", 4, nil); err != nil {
+		b.Fatal(err)
+	}
+	p, err := c.NewProducer(ctx, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	value := bytes.Repeat([]byte("x"), 1024)
+	b.SetBytes(int64(len(value)))
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		p.Produce(ctx, client.Record{Partition: client.AnyPartition, Key: fmt.Appendf(nil, "k%d", i%1000), Value: value})
+	}
+	if err := p.Close(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(ct.bytes.Load())/float64(max(ct.requests.Load(), 1))/(1<<20), "MiB/request")
 }

@@ -427,7 +427,14 @@ func (p *Producer) send(req []*part) {
 	now := time.Now()
 	body := produceBody{}
 	p.mu.Lock()
+	// behind: some part of the request was sent while an earlier batch of
+	// its partition was unresolved. The server may then see a sequence gap
+	// (it decides before the earlier batch commits, even if that answer
+	// reaches us first), and since it appends a request atomically, the gap
+	// fails every partition in the request: all of them are retried.
+	behind := false
 	for _, pa := range req {
+		behind = behind || p.unresolved[pa.partition][0] != pa
 		if pa.firstSent.IsZero() {
 			pa.firstSent = now
 		}
@@ -453,26 +460,26 @@ func (p *Producer) send(req []*part) {
 	defer p.mu.Unlock()
 	if err != nil {
 		for _, pa := range req {
-			p.settleErr(pa, err)
+			p.settleErr(pa, err, behind)
 		}
 	} else if status != http.StatusOK && status != http.StatusMultiStatus {
 		prob := decodeProblem(status, resp, hdr)
 		for _, pa := range req {
-			p.settleErr(pa, prob)
+			p.settleErr(pa, prob, behind)
 		}
 	} else {
 		var out api.ProduceResponse
 		if jerr := json.Unmarshal(resp, &out); jerr != nil || len(out.Results) != len(body.Records) {
 			err := fmt.Errorf("client: malformed produce answer (%d results for %d records): %v", len(out.Results), len(body.Records), jerr)
 			for _, pa := range req {
-				p.settleErr(pa, &TransportError{Err: err})
+				p.settleErr(pa, &TransportError{Err: err}, behind)
 			}
 		} else {
 			i := 0
 			for _, pa := range req {
 				results := out.Results[i : i+len(pa.recs)]
 				i += len(pa.recs)
-				p.settleResults(pa, results)
+				p.settleResults(pa, results, behind)
 			}
 		}
 	}
@@ -483,13 +490,13 @@ func (p *Producer) send(req []*part) {
 	p.notifyLocked()
 }
 
-func (p *Producer) settleResults(pa *part, results []api.RecordResult) {
+func (p *Producer) settleResults(pa *part, results []api.RecordResult, behind bool) {
 	for _, r := range results {
 		if r.Error != nil {
 			prob := api.NewProblem(r.Error.Code, r.Error.Message)
 			prob.Status, prob.Retryable = r.Error.Status, r.Error.Retryable
 			prob.SideEffect = api.SideEffectMaybe
-			p.settleErr(pa, prob)
+			p.settleErr(pa, prob, behind)
 			return
 		}
 	}
@@ -508,14 +515,15 @@ func (p *Producer) settleResults(pa *part, results []api.RecordResult) {
 }
 
 // settleErr decides what a failed part does: retry (now or when its
-// partition's earlier parts are settled), or fail.
-func (p *Producer) settleErr(pa *part, err error) {
+// partition's earlier parts are settled), or fail. behind: some part of
+// the same request waits for an earlier batch (see send).
+func (p *Producer) settleErr(pa *part, err error, behind bool) {
 	pa.sending = false
 	var prob *api.Problem
 	isProblem := errors.As(err, &prob)
 	var transport *TransportError
 	unknown := errors.As(err, &transport) || (isProblem && prob.SideEffect == api.SideEffectMaybe)
-	earlier := p.unresolved[pa.partition][0] != pa
+	earlier := behind || p.unresolved[pa.partition][0] != pa
 	retry := false
 	switch {
 	case time.Since(pa.firstSent) > p.cfg.deliveryTimeout:

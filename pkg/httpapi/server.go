@@ -49,6 +49,12 @@ type Options struct {
 	// "admin", "read", "public"); nil serves all. Each Lambda function serves
 	// only its own routes, whatever API Gateway sends it.
 	Ops []string
+	// Console serves the web console at /ui/ (nil: no console).
+	Console http.Handler
+	// CORSOrigins may call the API from a browser on another origin (the
+	// console deployed as static files); "*" allows any. Credentials are
+	// bearer tokens, never cookies, so no origin gets ambient authority.
+	CORSOrigins []string
 }
 
 // Server is the HTTP API over a Broker.
@@ -123,6 +129,13 @@ func (s *Server) buildRoutes() []Route {
 		{"GET", "/v1/groups/{group}/lag", "read", s.groupLag},
 		{"POST", "/v1/admin/compact", "admin", s.compact},
 		{"GET", "/v1/admin/fsck", "admin", s.fsck},
+	}
+	if s.opts.Console != nil {
+		rs = append(rs,
+			Route{"GET", "/{$}", "public", redirect("/ui/")},
+			Route{"GET", "/ui", "public", redirect("/ui/")},
+			Route{"GET", "/ui/{path...}", "public", s.opts.Console.ServeHTTP},
+		)
 	}
 	for _, prefix := range []string{"/v3", "/kafka/v3"} {
 		rs = append(rs,
@@ -215,6 +228,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			id = hex.EncodeToString(b[:])
 		}
 		w.Header().Set("X-Request-Id", id)
+		if s.cors(w, r) {
+			return // a preflight, answered
+		}
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
@@ -234,6 +250,36 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// cors adds CORS headers for allowed origins and answers preflights
+// (true when it did).
+func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || len(s.opts.CORSOrigins) == 0 {
+		return false
+	}
+	if !slices.Contains(s.opts.CORSOrigins, "*") && !slices.Contains(s.opts.CORSOrigins, origin) {
+		return false
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Add("Vary", "Origin")
+	h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, Location")
+	if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" {
+		return false
+	}
+	h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, X-Request-Id")
+	h.Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
+	return true
+}
+
+func redirect(to string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, to, http.StatusFound)
+	}
 }
 
 // writeJSON writes v with status.
