@@ -9,7 +9,7 @@ FUZZTIME ?= 10s
 # serialized, so keep package parallelism modest.
 TESTFLAGS ?= -race -count=1 -timeout 30m -p 2
 
-.PHONY: run build test test-in-stack test-unit localstack-up localstack-down fuzz bench vet fmt lambda tf-check tf-validate
+.PHONY: chaos chaos-in-stack run build test test-in-stack test-unit localstack-up localstack-down fuzz bench vet fmt lambda tf-check tf-validate
 
 ## run: start the broker on the embedded default (./data) at http://localhost:8080
 run:
@@ -53,6 +53,13 @@ fuzz:
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
 	    echo "== $$pkg $$f"; $(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME); \
 	  done; done
+
+## chaos: the consistency harness's long profile (32 producers x 16 consumers x 16 partitions, 10 min per backend)
+chaos:
+	@./localstack/with-stack.sh $(MAKE) --no-print-directory chaos-in-stack
+
+chaos-in-stack:
+	STREAMBED_CHAOS=long $(GO) test -count=1 -timeout 60m -v -run 'TestConsistencyUnderFaults' ./internal/chaos/
 
 ## bench: Go benchmarks of the format and stores
 bench:

@@ -371,6 +371,18 @@ func (r *run) upload(ctx context.Context, p partRef, base int64, obj []byte) (of
 func (r *run) replace(ctx context.Context, lease *offsets.Lease, old []offsets.IndexEntry, e offsets.IndexEntry, obj offsets.ObjectMeta) error {
 	err := r.store.ReplaceEntries(ctx, lease, old, e, obj)
 	if err != nil && (errors.Is(err, offsets.ErrConditionFailed) || errors.Is(err, offsets.ErrLeaseLost) || errors.Is(err, offsets.ErrInvalid)) {
+		// A refused swap may still have landed: a transaction retried by
+		// the SDK after its first try applied fails its own conditions
+		// (DynamoDB deduplicates such retries by token; emulators may not).
+		// Delete the new object only if no entry points at it.
+		entries, _, ierr := r.store.Index(ctx, lease.TopicID, lease.Partition, old[0].Base, 1)
+		if ierr != nil {
+			return err // unsure: leave the object to the orphan sweep
+		}
+		if len(entries) > 0 && entries[0].Object == obj.Key {
+			r.log.Info("a refused swap had landed; keeping it", "object", obj.Key)
+			return nil
+		}
 		if derr := r.bucket.Delete(ctx, obj.Key); derr != nil {
 			r.log.Warn("deleting an unused segment; the orphan sweep will retry", "object", obj.Key, "err", derr)
 		}

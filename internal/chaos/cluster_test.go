@@ -1,0 +1,193 @@
+package chaos
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/streambed/streambed/internal/awsconf"
+	"github.com/streambed/streambed/internal/faults"
+	"github.com/streambed/streambed/internal/testenv"
+	"github.com/streambed/streambed/pkg/broker"
+	"github.com/streambed/streambed/pkg/compactor"
+	"github.com/streambed/streambed/pkg/httpapi"
+	"github.com/streambed/streambed/pkg/offsets"
+	"github.com/streambed/streambed/pkg/offsets/bolttable"
+	"github.com/streambed/streambed/pkg/offsets/dynamotable"
+	"github.com/streambed/streambed/pkg/segments"
+	"github.com/streambed/streambed/pkg/segments/fsbucket"
+	"github.com/streambed/streambed/pkg/segments/s3bucket"
+)
+
+// backend is durable storage that outlives the broker processes over it.
+type backend struct {
+	name   string
+	table  offsets.Table
+	bucket segments.Bucket
+}
+
+func backends(t *testing.T) []func(*testing.T) backend {
+	return []func(*testing.T) backend{embedded, minioMoto}
+}
+
+func embedded(t *testing.T) backend {
+	dir := t.TempDir()
+	fb, err := fsbucket.Open(filepath.Join(dir, "objects"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bt, err := bolttable.Open(filepath.Join(dir, "metadata.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bt.Close() })
+	return backend{"embedded", bt, fb}
+}
+
+func minioMoto(t *testing.T) backend {
+	minio, user, password := testenv.MinIO(t)
+	moto := testenv.Moto(t)
+	ctx := context.Background()
+	creds := credentials.NewStaticCredentialsProvider(user, password, "")
+	name := testenv.Name("chaos")
+	// Few SDK retries: the harness injects the faults it wants to see.
+	sc, err := s3bucket.NewClient(ctx, s3bucket.Config{Config: awsconf.Config{Endpoint: minio, Region: "us-east-1", Credentials: creds, MaxAttempts: 3}, PathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &name}); err != nil {
+		t.Fatal(err)
+	}
+	dc, err := dynamotable.NewClient(ctx, awsconf.Config{Endpoint: moto, Region: "us-east-1", Credentials: creds, MaxAttempts: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dynamotable.EnsureTable(ctx, dc, name); err != nil {
+		t.Fatal(err)
+	}
+	return backend{"minio+moto", dynamotable.New(dc, name), s3bucket.New(sc, name)}
+}
+
+// seed is the run's seed: STREAMBED_CHAOS_SEED or the clock. Printed so a
+// failing run's fault schedule can be replayed.
+func seed(t *testing.T) uint64 {
+	if v := os.Getenv("STREAMBED_CHAOS_SEED"); v != "" {
+		s, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("STREAMBED_CHAOS_SEED=%q: %v", v, err)
+		}
+		return s
+	}
+	return uint64(time.Now().UnixNano())
+}
+
+// process is one broker process over the backend: its own caches, locks
+// and compactor, its storage calls going through injectors that share one
+// life, so it can be killed at any step.
+type process struct {
+	life          *faults.Life
+	objects, meta *faults.Injector
+	broker        *broker.Broker
+	handler       http.Handler
+	stopCompactor func()
+}
+
+// cluster serves the API at one URL while processes come and go behind it.
+type cluster struct {
+	t       *testing.T
+	be      backend
+	seed    uint64
+	gen     atomic.Uint64
+	url     string
+	cur     atomic.Pointer[process]
+	compact bool
+	mu      sync.Mutex
+	plans   [2]faults.Plan // objects, metadata: applied to every new process
+	crashes atomic.Int64
+}
+
+func newCluster(t *testing.T, be backend, seed uint64, compact bool) *cluster {
+	c := &cluster{t: t, be: be, seed: seed, compact: compact}
+	c.start()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.cur.Load().handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { c.cur.Load().stop() })
+	c.url = srv.URL
+	return c
+}
+
+// start begins a new process (after a crash, as a restart would).
+func (c *cluster) start() {
+	g := c.gen.Add(1)
+	life := faults.NewLife()
+	p := &process{life: life, objects: faults.NewInjector(c.seed+g*2, life), meta: faults.NewInjector(c.seed+g*2+1, life)}
+	c.mu.Lock()
+	p.objects.Set(c.plans[0])
+	p.meta.Set(c.plans[1])
+	c.mu.Unlock()
+	bucket := faults.WrapBucket(c.be.bucket, p.objects)
+	table := faults.WrapTable(c.be.table, p.meta)
+	store := offsets.New(table, offsets.WithRetry(8, 5*time.Millisecond, 200*time.Millisecond))
+	p.broker = broker.New(store, bucket, broker.Config{PollMin: 5 * time.Millisecond, PollMax: 50 * time.Millisecond})
+	comp := compactor.New(store, bucket, compactor.Config{Budget: 2 * time.Second, MergeMinBytes: 8 << 10, MergeMinAge: time.Second, LeaseTTL: 10 * time.Second})
+	p.handler = httpapi.New(p.broker, httpapi.Options{Compactor: comp}).Handler()
+	p.stopCompactor = func() {}
+	if c.compact {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for ctx.Err() == nil {
+				_, _ = comp.Run(ctx)
+				select {
+				case <-ctx.Done():
+				case <-time.After(300 * time.Millisecond):
+				}
+			}
+		}()
+		p.stopCompactor = func() { cancel(); <-done }
+	}
+	c.cur.Store(p)
+}
+
+func (p *process) stop() {
+	p.stopCompactor()
+	p.broker.Drain()
+}
+
+// setPlans changes the faults of the current and future processes.
+func (c *cluster) setPlans(objects, meta faults.Plan) {
+	c.mu.Lock()
+	c.plans = [2]faults.Plan{objects, meta}
+	c.mu.Unlock()
+	p := c.cur.Load()
+	p.objects.Set(objects)
+	p.meta.Set(meta)
+}
+
+// crashAfter kills the current process after its next n storage calls,
+// waits for the crash (or gives up after wait) and starts a new process.
+func (c *cluster) crashAfter(n int64, wait time.Duration) {
+	p := c.cur.Load()
+	p.life.CrashAfter(n)
+	deadline := time.Now().Add(wait)
+	for !p.life.Dead() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.life.CrashAfter(0) // whatever it was doing, it is dead now
+	c.crashes.Add(1)
+	c.start()
+	go p.stop() // a dead process's goroutines wind down; its storage calls all fail
+}
