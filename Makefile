@@ -61,9 +61,10 @@ chaos:
 chaos-in-stack:
 	STREAMBED_CHAOS=long $(GO) test -count=1 -timeout 60m -v -run 'TestConsistencyUnderFaults' ./internal/chaos/
 
-## bench: Go benchmarks of the format and stores
+## bench: Go benchmarks of the format and stores, then an end-to-end streambed bench with the storage baseline
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+	$(GO) run ./cmd/streambed bench --duration 10s --baseline
 
 FUNCTIONS := produce consume admin compact
 # Reproducible: no paths, no VCS stamp, no build id; lambdazip fixes the zip's time and mode.

@@ -25,6 +25,7 @@ func commands() []command {
 		{"consume", "consume records by offset, time, tail or as a group member", runConsume},
 		{"topics", "create, list, describe, alter and delete topics", runTopics},
 		{"groups", "list, describe, lag, reset and delete consumer groups", runGroups},
+		{"bench", "measure latency, throughput, storage requests and cost per GB", runBench},
 		{"compact", "run one compaction pass (retention, merges, GC)", runCompact},
 		{"fsck", "check the storage invariants without changing anything", runFsck},
 		{"version", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) error {

@@ -16,6 +16,7 @@ type TableCounts struct {
 	Get, Query, Write     int64
 	ItemsRead, WriteOps   int64
 	TransactionalWrites   int64 // Write calls with more than one op
+	TransactionalOps      int64 // ops in those calls (billed twice)
 	FailedConditionWrites int64
 }
 
@@ -26,7 +27,7 @@ type Table struct {
 	next offsets.Table
 	in   *Injector
 
-	get, query, write, items, ops, txn, cond atomic.Int64
+	get, query, write, items, ops, txn, txnOps, cond atomic.Int64
 }
 
 var _ offsets.Table = (*Table)(nil)
@@ -37,7 +38,7 @@ func WrapTable(t offsets.Table, in *Injector) *Table { return &Table{next: t, in
 // Counts returns the calls so far.
 func (t *Table) Counts() TableCounts {
 	return TableCounts{Get: t.get.Load(), Query: t.query.Load(), Write: t.write.Load(), ItemsRead: t.items.Load(),
-		WriteOps: t.ops.Load(), TransactionalWrites: t.txn.Load(), FailedConditionWrites: t.cond.Load()}
+		WriteOps: t.ops.Load(), TransactionalWrites: t.txn.Load(), TransactionalOps: t.txnOps.Load(), FailedConditionWrites: t.cond.Load()}
 }
 
 func (t *Table) classify(err error) error {
@@ -82,6 +83,7 @@ func (t *Table) Write(ctx context.Context, ops ...offsets.Op) error {
 	t.ops.Add(int64(len(ops)))
 	if len(ops) > 1 {
 		t.txn.Add(1)
+		t.txnOps.Add(int64(len(ops)))
 	}
 	err := t.in.run(ctx, true, "write", func() error {
 		err := t.next.Write(ctx, ops...)

@@ -81,6 +81,7 @@ type Broker struct {
 	slices   *lru[[]segments.Record]
 	index    indexCache
 	waiters  *waiters
+	seqs     *seqGate
 	commitMu [256]sync.Mutex
 	draining chan struct{}
 	drainOne sync.Once
@@ -124,6 +125,7 @@ func New(store *offsets.Store, bucket segments.Bucket, cfg Config) *Broker {
 		topics:   map[string]cachedTopic{},
 		slices:   newLRU[[]segments.Record](cfg.SliceCacheBytes),
 		waiters:  newWaiters(),
+		seqs:     newSeqGate(time.Second),
 		draining: make(chan struct{}),
 	}
 }

@@ -135,10 +135,36 @@ func (b *Broker) Produce(ctx context.Context, topic string, recs []ProduceRecord
 			batches[i].producer = &offsets.ProducerID{ID: opt.Producer.ID, Epoch: opt.Producer.Epoch, FirstSeq: opt.Producer.BaseSequences[p]}
 		}
 	}
+	if opt.Producer != nil {
+		keys, firsts := make([]seqKey, len(parts)), make([]int32, len(parts))
+		for i, p := range parts {
+			keys[i], firsts[i] = seqKey{t.ID, p, opt.Producer.ID, opt.Producer.Epoch}, opt.Producer.BaseSequences[p]
+		}
+		done := b.seqs.enter(ctx, keys, firsts)
+		var committed []int32
+		defer func() { done(committed) }()
+		res, err := b.appendObject(ctx, t, batches)
+		if err != nil {
+			return nil, err
+		}
+		committed = make([]int32, len(parts))
+		for i, p := range parts {
+			committed[i] = -1
+			if res[i].Err == nil {
+				committed[i] = int32((int64(firsts[i]) + int64(len(byPart[p]))) % (1 << 31))
+			}
+		}
+		return b.produceResults(recs, parts, byPart, stamped, res), nil
+	}
 	res, err := b.appendObject(ctx, t, batches)
 	if err != nil {
 		return nil, err
 	}
+	return b.produceResults(recs, parts, byPart, stamped, res), nil
+}
+
+// produceResults maps per-partition commit results to the records.
+func (b *Broker) produceResults(recs []ProduceRecord, parts []int32, byPart map[int32][]int, stamped []segments.Record, res []offsets.AppendResult) []RecordResult {
 	out := make([]RecordResult, len(recs))
 	for i, p := range parts {
 		for j, ri := range byPart[p] {
@@ -149,7 +175,7 @@ func (b *Broker) Produce(ctx context.Context, topic string, recs []ProduceRecord
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // checkSession validates an idempotent topic-level produce: records must
