@@ -28,6 +28,7 @@ func commands() []command {
 		{"bench", "measure latency, throughput, storage requests and cost per GB", runBench},
 		{"compact", "run one compaction pass (retention, merges, GC)", runCompact},
 		{"fsck", "check the storage invariants without changing anything", runFsck},
+		{"token", "make a bearer token and its hashed policy entry", runToken},
 		{"version", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) error {
 			_, err := fmt.Fprintln(out, "streambed", version)
 			return err

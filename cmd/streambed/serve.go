@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/streambed/streambed/internal/backend"
 	"github.com/streambed/streambed/pkg/api"
+	"github.com/streambed/streambed/pkg/auth"
 	"github.com/streambed/streambed/pkg/broker"
 	"github.com/streambed/streambed/pkg/compactor"
 	"github.com/streambed/streambed/pkg/console"
@@ -33,6 +35,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logFormat := fs.String("log-format", envDefault("STREAMBED_LOG_FORMAT", "text"), "log format: text or json")
 	logLevel := fs.String("log-level", envDefault("STREAMBED_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
 	noUI := fs.Bool("no-ui", false, "do not serve the web console at /ui/")
+	authFile := fs.String("auth", os.Getenv("STREAMBED_AUTH"), "authorization policy file (JSON: principals, grants, hashed tokens, JWT); env STREAMBED_AUTH. Without it every caller may do anything")
+	insecure := fs.Bool("insecure", false, "allow listening beyond loopback without --auth")
 	var cors multiFlag
 	fs.Var(&cors, "cors-origin", "allow browser calls from this origin, e.g. where the console is deployed as static files (repeatable; * for any)")
 	drainTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "how long shutdown waits for requests in flight")
@@ -63,7 +67,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	store := offsets.New(be.Table, offsets.WithLogger(log))
 	b := broker.New(store, be.Bucket, broker.Config{Compression: &comp, Logger: log})
 	comp2 := compactor.New(store, be.Bucket, compactor.Config{Budget: *compactBudget, Logger: log})
-	opts := httpapi.Options{Logger: log, Backends: api.Backend{Objects: be.Objects, Metadata: be.Metadata}, Compactor: comp2, CORSOrigins: cors}
+	if *authFile == "" && !isLoopback(*addr) {
+		if !*insecure {
+			return fmt.Errorf("refusing to listen on %s without --auth: anyone who can reach it could read, write and delete every topic (give --auth POLICY, or --insecure if something else guards the port)", *addr)
+		}
+		log.Warn("listening beyond loopback WITHOUT authentication (--insecure)", "addr", *addr)
+	}
+	var authz *auth.Authorizer
+	if *authFile != "" {
+		pol, err := auth.LoadPolicy(*authFile)
+		if err != nil {
+			return err
+		}
+		if authz, err = auth.New(ctx, pol); err != nil {
+			return err
+		}
+		log.Info("authentication on", "policy", *authFile, "principals", len(pol.Principals), "tokens", len(pol.Tokens), "jwt", pol.JWT != nil)
+	}
+	opts := httpapi.Options{Auth: authz, Logger: log, Backends: api.Backend{Objects: be.Objects, Metadata: be.Metadata}, Compactor: comp2, CORSOrigins: cors}
 	if !*noUI {
 		opts.Console = console.Handler("/ui/")
 	}
@@ -138,4 +159,17 @@ func runCompactorTicker(ctx context.Context, c *compactor.Compactor, every time.
 	}()
 	var once sync.Once
 	return func() { once.Do(func() { cancel(); <-done }) }
+}
+
+// isLoopback reports whether a listen address stays on this machine.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

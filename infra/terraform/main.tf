@@ -74,6 +74,7 @@ locals {
     },
     var.local_endpoints.s3 != "" ? { STREAMBED_S3_ENDPOINT = var.local_endpoints.s3, STREAMBED_S3_PATH_STYLE = "true" } : {},
     var.local_endpoints.dynamodb != "" ? { STREAMBED_DYNAMODB_ENDPOINT = var.local_endpoints.dynamodb } : {},
+    var.auth_policy_ssm_parameter != "" ? { STREAMBED_AUTH_POLICY_SSM = var.auth_policy_ssm_parameter } : {},
   )
 }
 
@@ -218,6 +219,14 @@ data "aws_iam_policy_document" "fn" {
     sid       = "Metadata"
     actions   = local.ddb_actions[each.key]
     resources = [aws_dynamodb_table.meta.arn]
+  }
+  dynamic "statement" {
+    for_each = var.auth_policy_ssm_parameter != "" && each.key != "compact" ? [1] : []
+    content {
+      sid       = "AuthPolicy"
+      actions   = ["ssm:GetParameter"]
+      resources = ["arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:parameter/${trimprefix(var.auth_policy_ssm_parameter, "/")}"]
+    }
   }
   dynamic "statement" {
     for_each = [for a in local.s3_actions[each.key] : a if a != "s3:ListBucket"]

@@ -75,6 +75,16 @@ variable "jwt_audience" {
   default     = []
 }
 
+variable "auth_policy_ssm_parameter" {
+  description = "Name of an SSM parameter (String or SecureString) holding the Streambed authorization policy (docs/auth.md). The functions apply it to the principal API Gateway verified; empty: API Gateway's authorization alone."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.auth_policy_ssm_parameter == "" || can(regex("^/?[A-Za-z0-9_.\\-/]+$", var.auth_policy_ssm_parameter))
+    error_message = "auth_policy_ssm_parameter must be an SSM parameter name."
+  }
+}
+
 variable "throttle_rate_limit" {
   description = "API Gateway steady-state requests per second."
   type        = number

@@ -13,6 +13,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdaurl"
+
+	"github.com/streambed/streambed/pkg/auth"
 )
 
 // deadlineMargin is how long before the invocation deadline a request's
@@ -33,7 +35,15 @@ type probe struct {
 // STREAMBED_URL_STREAMING=false; everything else is buffered.
 func HTTPHandler(h http.Handler) func(context.Context, json.RawMessage) (any, error) {
 	streaming := envBool("STREAMBED_URL_STREAMING", true)
-	stream := lambdaurl.Wrap(h)
+	stream := lambdaurl.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A function URL with AWS_IAM auth names the verified caller.
+		if ev, ok := lambdaurl.RequestFromContext(r.Context()); ok && ev.RequestContext.Authorizer != nil && ev.RequestContext.Authorizer.IAM != nil {
+			if arn := ev.RequestContext.Authorizer.IAM.UserARN; arn != "" {
+				r = r.WithContext(auth.WithGateway(r.Context(), auth.GatewayIdentity{IAMARN: arn}))
+			}
+		}
+		h.ServeHTTP(w, r)
+	}))
 	return func(ctx context.Context, raw json.RawMessage) (any, error) {
 		var p probe
 		if err := json.Unmarshal(raw, &p); err != nil || p.Version != "2.0" {
@@ -93,6 +103,9 @@ func serveBuffered(ctx context.Context, h http.Handler, ev *events.APIGatewayV2H
 	if ev.RawQueryString != "" {
 		url += "?" + ev.RawQueryString
 	}
+	if id, ok := gatewayIdentity(ev.RequestContext.Authorizer); ok {
+		ctx = auth.WithGateway(ctx, id)
+	}
 	req, err := http.NewRequestWithContext(ctx, ev.RequestContext.HTTP.Method, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -150,3 +163,17 @@ func (w *bufferedWriter) WriteHeader(code int) {
 	}
 }
 func (w *bufferedWriter) Flush() {}
+
+// gatewayIdentity is the caller API Gateway's authorizer verified: JWT
+// claims or an IAM caller. None when the route has no authorizer.
+func gatewayIdentity(a *events.APIGatewayV2HTTPRequestContextAuthorizerDescription) (auth.GatewayIdentity, bool) {
+	switch {
+	case a == nil:
+		return auth.GatewayIdentity{}, false
+	case a.IAM != nil && a.IAM.UserARN != "":
+		return auth.GatewayIdentity{IAMARN: a.IAM.UserARN}, true
+	case a.JWT != nil && len(a.JWT.Claims) > 0:
+		return auth.GatewayIdentity{Claims: a.JWT.Claims}, true
+	}
+	return auth.GatewayIdentity{}, false
+}

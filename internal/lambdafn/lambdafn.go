@@ -16,8 +16,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/streambed/streambed/internal/awsconf"
 	"github.com/streambed/streambed/internal/backend"
 	"github.com/streambed/streambed/pkg/api"
+	"github.com/streambed/streambed/pkg/auth"
 	"github.com/streambed/streambed/pkg/broker"
 	"github.com/streambed/streambed/pkg/compactor"
 	"github.com/streambed/streambed/pkg/httpapi"
@@ -33,13 +38,16 @@ type App struct {
 	Store     *offsets.Store
 	Broker    *broker.Broker
 	Compactor *compactor.Compactor
-	Out       io.Writer // EMF metrics
+	Auth      *auth.Authorizer // nil: no policy configured
+	Out       io.Writer        // EMF metrics
 }
 
 // New wires a function from the environment: STREAMBED_S3_BUCKET and
 // STREAMBED_DYNAMODB_TABLE (plus the *_ENDPOINT variables for local
 // stacks), STREAMBED_LOG_LEVEL, STREAMBED_COMPRESSION,
-// STREAMBED_COMPACT_BUDGET (a duration).
+// STREAMBED_COMPACT_BUDGET (a duration), and the authorization policy
+// from STREAMBED_AUTH_POLICY (the JSON document) or
+// STREAMBED_AUTH_POLICY_SSM (the name of an SSM parameter holding it).
 func New(ctx context.Context, name string) (*App, error) {
 	level := slog.LevelInfo
 	if v := os.Getenv("STREAMBED_LOG_LEVEL"); v != "" {
@@ -76,8 +84,42 @@ func New(ctx context.Context, name string) (*App, error) {
 		Broker:    broker.New(store, be.Bucket, broker.Config{Compression: &comp, Logger: log}),
 		Compactor: compactor.New(store, be.Bucket, compactor.Config{Budget: budget, Logger: log}),
 	}
+	if a.Auth, err = loadAuth(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if a.Auth == nil {
+		log.Warn("no authorization policy (STREAMBED_AUTH_POLICY or STREAMBED_AUTH_POLICY_SSM): every caller the gateway lets through may do anything")
+	}
 	a.onSIGTERM()
 	return a, nil
+}
+
+// loadAuth reads the policy from the environment or SSM (nil: none set).
+func loadAuth(ctx context.Context, cfg backend.Config) (*auth.Authorizer, error) {
+	doc := os.Getenv("STREAMBED_AUTH_POLICY")
+	if name := os.Getenv("STREAMBED_AUTH_POLICY_SSM"); name != "" {
+		awsCfg, err := awsconf.Load(ctx, awsconf.Config{Region: cfg.Region, Endpoint: os.Getenv("STREAMBED_SSM_ENDPOINT")})
+		if err != nil {
+			return nil, err
+		}
+		out, err := ssm.NewFromConfig(awsCfg, func(o *ssm.Options) {
+			if ep := os.Getenv("STREAMBED_SSM_ENDPOINT"); ep != "" {
+				o.BaseEndpoint = &ep
+			}
+		}).GetParameter(ctx, &ssm.GetParameterInput{Name: &name, WithDecryption: aws.Bool(true)})
+		if err != nil {
+			return nil, fmt.Errorf("STREAMBED_AUTH_POLICY_SSM %s: %w", name, err)
+		}
+		doc = aws.ToString(out.Parameter.Value)
+	}
+	if doc == "" {
+		return nil, nil
+	}
+	p, err := auth.ParsePolicy([]byte(doc))
+	if err != nil {
+		return nil, err
+	}
+	return auth.New(ctx, p)
 }
 
 // Must is New for mains: a function that cannot wire itself fails its init.
@@ -93,7 +135,7 @@ func Must(name string) *App {
 // Server returns the HTTP API limited to the given route classes.
 func (a *App) Server(ops ...string) *httpapi.Server {
 	return httpapi.New(a.Broker, httpapi.Options{
-		Logger: a.Log, Ops: ops,
+		Logger: a.Log, Ops: ops, Auth: a.Auth,
 		Backends:  api.Backend{Objects: a.Backend.Objects, Metadata: a.Backend.Metadata},
 		Compactor: a.Compactor,
 	})

@@ -13,8 +13,10 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/streambed/streambed/internal/authtest"
 	"github.com/streambed/streambed/internal/testenv"
 	"github.com/streambed/streambed/pkg/api"
+	"github.com/streambed/streambed/pkg/auth"
 	"github.com/streambed/streambed/pkg/broker"
 	"github.com/streambed/streambed/pkg/client"
 	"github.com/streambed/streambed/pkg/console"
@@ -202,4 +204,40 @@ func TestConsoleAsStaticFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	screenshot(t, ctx, "07-static-deployment")
+}
+
+// TestConsoleAsksForToken: with authentication on, the console asks for a
+// token when the API answers 401, then shows what the token may see.
+func TestConsoleAsksForToken(t *testing.T) {
+	ctx := browser(t)
+	pol, _ := authtest.Policy(t)
+	authz, err := auth.New(context.Background(), pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := apiServer(t, httpapi.Options{Console: console.Handler("/ui/"), Auth: authz})
+	admin, _ := client.New(base, client.WithBearerToken(authtest.AdminToken))
+	for _, name := range []string{"orders", "secret"} {
+		if _, err := admin.CreateTopic(context.Background(), name, 1, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(`#login`)); err != nil {
+		screenshot(t, ctx, "failed-login")
+		t.Fatal(err)
+	}
+	screenshot(t, ctx, "08-token-prompt")
+	if err := chromedp.Do(ctx, chromedp.SetValue(`#token`, authtest.WriterToken), chromedp.Click(`#login-submit`),
+		waitText(`#topics`, "orders")); err != nil {
+		screenshot(t, ctx, "failed-login-submit")
+		t.Fatal(err)
+	}
+	text, err := chromedp.Run(ctx, chromedp.Text(`#topics`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(text, "secret") {
+		t.Fatalf("the writer's console lists a topic it may not read: %q", text)
+	}
+	screenshot(t, ctx, "09-after-login")
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/streambed/streambed/pkg/api"
+	"github.com/streambed/streambed/pkg/auth"
 	"github.com/streambed/streambed/pkg/broker"
 )
 
@@ -314,6 +315,11 @@ func (s *Server) fetch(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.problem(w, r, fieldProblem("format", "%v", err))
 		return
+	}
+	for _, fp := range in.Partitions {
+		if !s.may(w, r, auth.Consume, auth.Topic, fp.Topic) {
+			return
+		}
 	}
 	reqs := make([]broker.FetchRequest, len(in.Partitions))
 	for i, fp := range in.Partitions {

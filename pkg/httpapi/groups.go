@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/streambed/streambed/pkg/api"
+	"github.com/streambed/streambed/pkg/auth"
 	"github.com/streambed/streambed/pkg/broker"
 	"github.com/streambed/streambed/pkg/offsets"
 )
@@ -74,6 +75,9 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, p)
 		return
 	}
+	if !s.mayTopics(w, r, auth.Consume, in.Topics) {
+		return
+	}
 	a, err := s.b.Heartbeat(r.Context(), h)
 	if err != nil {
 		s.fail(w, r, err, true)
@@ -103,6 +107,9 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request) {
 	h, p := heartbeatFrom(g, in.HeartbeatRequest)
 	if p != nil {
 		s.problem(w, r, p)
+		return
+	}
+	if !s.mayTopics(w, r, auth.Consume, in.Topics) || !s.mayTopics(w, r, auth.Consume, commitTopics(in.Offsets)) {
 		return
 	}
 	l := s.b.Limits()
@@ -184,6 +191,9 @@ func (s *Server) commitOffsets(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, fieldProblem("offsets", "commit at least one offset"))
 		return
 	}
+	if !s.mayTopics(w, r, auth.Consume, commitTopics(in.Offsets)) {
+		return
+	}
 	if err := s.b.CommitOffsets(r.Context(), g, in.MemberID, in.MemberEpoch, commitsFrom(in.Offsets)); err != nil {
 		s.fail(w, r, err, true)
 		return
@@ -220,6 +230,9 @@ func (s *Server) resetOffsets(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := offsets.ValidateTopicName(in.Topic); err != nil {
 		s.problem(w, r, fieldProblem("topic", "%q is not a topic name", in.Topic))
+		return
+	}
+	if !s.may(w, r, auth.Read, auth.Topic, in.Topic) {
 		return
 	}
 	var value int64
@@ -283,10 +296,13 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, false)
 		return
 	}
-	if names == nil {
-		names = []string{}
+	shown := []string{}
+	for _, n := range names {
+		if s.visible(r, auth.Group, n) {
+			shown = append(shown, n)
+		}
 	}
-	s.writeJSON(w, http.StatusOK, api.GroupList{Groups: names, Next: next})
+	s.writeJSON(w, http.StatusOK, api.GroupList{Groups: shown, Next: next})
 }
 
 func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) {
@@ -323,4 +339,22 @@ func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// mayTopics checks op on each topic named in a body.
+func (s *Server) mayTopics(w http.ResponseWriter, r *http.Request, op auth.Op, topics []string) bool {
+	for _, t := range topics {
+		if !s.may(w, r, op, auth.Topic, t) {
+			return false
+		}
+	}
+	return true
+}
+
+func commitTopics(in []api.OffsetCommit) []string {
+	var out []string
+	for _, o := range in {
+		out = append(out, o.Topic)
+	}
+	return out
 }

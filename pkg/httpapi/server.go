@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/streambed/streambed/pkg/api"
+	"github.com/streambed/streambed/pkg/auth"
 	"github.com/streambed/streambed/pkg/broker"
 	"github.com/streambed/streambed/pkg/compactor"
 )
@@ -49,6 +50,9 @@ type Options struct {
 	// "admin", "read", "public"); nil serves all. Each Lambda function serves
 	// only its own routes, whatever API Gateway sends it.
 	Ops []string
+	// Auth authenticates callers and applies the policy to every route
+	// but the public ones (nil: no authentication, for loopback use).
+	Auth *auth.Authorizer
 	// Console serves the web console at /ui/ (nil: no console).
 	Console http.Handler
 	// CORSOrigins may call the API from a browser on another origin (the
@@ -154,7 +158,7 @@ func (s *Server) Handler() http.Handler {
 	methods := map[string][]string{}
 	var order []string
 	for _, r := range s.routes {
-		mux.HandleFunc(r.Method+" "+r.Path, r.Handler)
+		mux.HandleFunc(r.Method+" "+r.Path, s.guard(r))
 		if _, ok := methods[r.Path]; !ok {
 			order = append(order, r.Path)
 		}

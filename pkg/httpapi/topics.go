@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/streambed/streambed/pkg/api"
+	"github.com/streambed/streambed/pkg/auth"
 	"github.com/streambed/streambed/pkg/offsets"
 )
 
@@ -95,9 +96,11 @@ func (s *Server) listTopics(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, false)
 		return
 	}
-	out := api.TopicList{Topics: make([]api.Topic, len(topics)), Next: next}
-	for i, t := range topics {
-		out.Topics[i] = apiTopic(t)
+	out := api.TopicList{Topics: make([]api.Topic, 0, len(topics)), Next: next}
+	for _, t := range topics {
+		if s.visible(r, auth.Topic, t.Name) {
+			out.Topics = append(out.Topics, apiTopic(t))
+		}
 	}
 	s.writeJSON(w, http.StatusOK, out)
 }
@@ -106,6 +109,9 @@ func (s *Server) createTopic(w http.ResponseWriter, r *http.Request) {
 	var in api.CreateTopicRequest
 	if p := s.decodeBody(w, r, &in); p != nil {
 		s.problem(w, r, p)
+		return
+	}
+	if !s.may(w, r, auth.Admin, auth.Topic, in.Name) {
 		return
 	}
 	parts := int32(1)

@@ -1,0 +1,102 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/streambed/streambed/pkg/api"
+	"github.com/streambed/streambed/pkg/auth"
+)
+
+type identityKey struct{}
+
+// guard authenticates a route's callers and checks the route's operation
+// on the topic or group in its path; operations on resources named in the
+// body are checked by the handler (may). Both happen before any lookup, so
+// 401 and 403 answer the same whether or not the resource exists.
+func (s *Server) guard(rt Route) http.HandlerFunc {
+	a := s.opts.Auth
+	if a == nil || rt.Op == "public" {
+		return rt.Handler
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := a.Authenticate(r)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="streambed"`)
+			s.problem(w, r, api.NewProblem(api.CodeUnauthenticated, err.Error()))
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), identityKey{}, id))
+		op, kind, name, any := routeResource(rt, r)
+		ok := false
+		switch {
+		case any:
+			ok = a.AllowedAny(id, op, kind)
+		case kind == "":
+			ok = true // lists: filtered by the handler
+		default:
+			ok = a.Allowed(id, op, kind, name)
+		}
+		if !ok {
+			s.forbid(w, r, id, op, kind, name)
+			return
+		}
+		rt.Handler(w, r)
+	}
+}
+
+// routeResource maps a route to the permission it needs: an operation on
+// the topic or group in the path, on the cluster, on some resource of a
+// kind (any), or nothing beyond authentication (a list).
+func routeResource(rt Route, r *http.Request) (op auth.Op, kind auth.Kind, name string, any bool) {
+	topic, group := r.PathValue("topic"), r.PathValue("group")
+	op = auth.Op(rt.Op)
+	switch {
+	case strings.HasPrefix(rt.Path, "/v1/admin/"):
+		return auth.Admin, auth.Cluster, "", false
+	case group != "":
+		return op, auth.Group, group, false
+	case topic != "":
+		return op, auth.Topic, topic, false
+	case op == auth.Read:
+		return op, "", "", false
+	default: // create topic, producer ids, multi-partition fetch: the body names the topics
+		return op, auth.Topic, "", true
+	}
+}
+
+// may checks op on a resource named in a request body, answering 403 if
+// it is not allowed. Always true when auth is off.
+func (s *Server) may(w http.ResponseWriter, r *http.Request, op auth.Op, kind auth.Kind, name string) bool {
+	if s.opts.Auth == nil {
+		return true
+	}
+	id, _ := r.Context().Value(identityKey{}).(auth.Identity)
+	if s.opts.Auth.Allowed(id, op, kind, name) {
+		return true
+	}
+	s.forbid(w, r, id, op, kind, name)
+	return false
+}
+
+// visible filters list results to what the caller may read.
+func (s *Server) visible(r *http.Request, kind auth.Kind, name string) bool {
+	if s.opts.Auth == nil {
+		return true
+	}
+	id, _ := r.Context().Value(identityKey{}).(auth.Identity)
+	return s.opts.Auth.Allowed(id, auth.Read, kind, name)
+}
+
+func (s *Server) forbid(w http.ResponseWriter, r *http.Request, id auth.Identity, op auth.Op, kind auth.Kind, name string) {
+	what := string(kind)
+	if name != "" {
+		what += " " + name
+	}
+	if kind == "" || name == "" && kind != auth.Cluster {
+		what = "any " + string(kind)
+	}
+	s.problem(w, r, api.NewProblem(api.CodeForbidden, fmt.Sprintf("principal %s may not %s on %s", id.Principal, op, what)))
+}
