@@ -69,7 +69,54 @@ func (r *Report) Clean() bool { return len(r.Violations) == 0 }
 //     compactor run, and no unreferenced upload outlives the commit deadline;
 //  4. the log start never passes the log end, and (given a previous report)
 //     neither moved back.
+//
+// A live deployment keeps changing while fsck reads it: a merge or a
+// commit between reading a partition's index and reading the reference
+// counts looks like a miscount. So a pass that finds violations is
+// repeated (up to fsckPasses times, a moment apart), and only violations
+// found by every pass are reported: a real one does not go away by itself.
 func Fsck(ctx context.Context, store *offsets.Store, bucket segments.Bucket, opt FsckOptions) (*Report, error) {
+	rep, err := fsckOnce(ctx, store, bucket, opt)
+	for pass := 1; err == nil && !rep.Clean() && pass < fsckPasses; pass++ {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(fsckRecheckDelay):
+		}
+		var next *Report
+		if next, err = fsckOnce(ctx, store, bucket, opt); err != nil {
+			break
+		}
+		seen := map[string]bool{}
+		for _, v := range rep.Violations {
+			seen[v.key()] = true
+		}
+		kept := next.Violations[:0]
+		for _, v := range next.Violations {
+			if seen[v.key()] {
+				kept = append(kept, v)
+			}
+		}
+		next.Violations = kept
+		rep = next
+	}
+	return rep, err
+}
+
+const (
+	fsckPasses       = 3
+	fsckRecheckDelay = 200 * time.Millisecond
+)
+
+func (v Violation) key() string {
+	p := int32(-1)
+	if v.Partition != nil {
+		p = *v.Partition
+	}
+	return fmt.Sprintf("%d|%s|%d|%s", v.Invariant, v.Topic, p, v.Object)
+}
+
+func fsckOnce(ctx context.Context, store *offsets.Store, bucket segments.Bucket, opt FsckOptions) (*Report, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
