@@ -38,6 +38,7 @@ var phases = []phase{
 	{name: "metadata down", meta: faults.Plan{Down: true}},
 	{name: "metadata slow and failing", meta: faults.Plan{Latency: 5 * time.Millisecond, Jitter: 20 * time.Millisecond, ErrRate: 0.1}},
 	{name: "metadata throttled", meta: faults.Plan{ErrRate: 0.3, Throttle: true}},
+	{name: "metadata write conflicts", meta: faults.Plan{ConflictRate: 0.3}},
 	{name: "responses lost after commit", objects: faults.Plan{LostRate: 0.2}, meta: faults.Plan{LostRate: 0.2}},
 	{name: "process killed at each step of the commit path", crashSteps: 6},
 	{name: "none"},

@@ -45,6 +45,9 @@ type Plan struct {
 	// Throttle makes metadata failures before a call look like DynamoDB
 	// throttling (offsets.ErrThrottled) rather than an outage.
 	Throttle bool
+	// ConflictRate is the probability that a metadata write is refused as
+	// a transaction conflict (DynamoDB's TransactionConflict) unapplied.
+	ConflictRate float64
 }
 
 // Life is the life of one process: the injectors of its object store and
@@ -112,6 +115,16 @@ func (in *Injector) Set(p Plan) {
 	in.mu.Lock()
 	in.plan = p
 	in.mu.Unlock()
+}
+
+// conflict decides whether a metadata write is refused as a conflict.
+func (in *Injector) conflict() bool {
+	if in == nil {
+		return false
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.plan.ConflictRate > 0 && in.rnd.Float64() < in.plan.ConflictRate
 }
 
 func (in *Injector) throttling() bool {

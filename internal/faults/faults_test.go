@@ -80,3 +80,18 @@ func TestSeededPlansRepeat(t *testing.T) {
 		}
 	}
 }
+
+func TestConflictsAreNotApplied(t *testing.T) {
+	ctx := context.Background()
+	in := faults.NewInjector(5, nil)
+	in.Set(faults.Plan{ConflictRate: 1})
+	inner := memtable.New()
+	tb := faults.WrapTable(inner, in)
+	k := offsets.Key{PK: "p", SK: "s"}
+	if err := tb.Write(ctx, offsets.Put(k, 0, []byte("v"))); !errors.Is(err, offsets.ErrConflict) {
+		t.Fatalf("write: %v", err)
+	}
+	if items, _ := inner.Get(ctx, k); items[0].Exists() {
+		t.Fatal("a refused write was applied")
+	}
+}

@@ -42,7 +42,7 @@ func (t *Table) Counts() TableCounts {
 }
 
 func (t *Table) classify(err error) error {
-	if err == nil || !isInjected(err) {
+	if err == nil || !isInjected(err) || errors.Is(err, offsets.ErrConflict) {
 		return err
 	}
 	if t.in.throttling() && !errors.Is(err, ErrLost) && !errors.Is(err, ErrCrashed) {
@@ -86,6 +86,9 @@ func (t *Table) Write(ctx context.Context, ops ...offsets.Op) error {
 		t.txnOps.Add(int64(len(ops)))
 	}
 	err := t.in.run(ctx, true, "write", func() error {
+		if t.in.conflict() {
+			return fmt.Errorf("%w (%w: injected)", offsets.ErrConflict, ErrInjected)
+		}
 		err := t.next.Write(ctx, ops...)
 		if err != nil && isCondition(err) {
 			t.cond.Add(1)

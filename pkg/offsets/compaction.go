@@ -52,6 +52,16 @@ func (s *Store) AcquireLease(ctx context.Context, topicID string, p int32, owner
 		}
 		c.LeaseOwner, c.LeaseEpoch, c.LeaseExpiresMs = owner, c.LeaseEpoch+1, now.Add(ttl).UnixMilli()
 		if err := s.t.Write(ctx, Put(ctlKey(topicID, p), it.Version, encode(&c))); err != nil {
+			// A refused write may be our own first attempt, retried after its
+			// answer was lost: then the lease already holds exactly this claim.
+			var again Ctl
+			if errors.Is(err, ErrConditionFailed) {
+				if it2, gerr := s.get(ctx, ctlKey(topicID, p), &again); gerr == nil && it2.Version == it.Version+1 &&
+					again.LeaseOwner == owner && again.LeaseEpoch == c.LeaseEpoch && again.LeaseExpiresMs == c.LeaseExpiresMs {
+					l = &Lease{TopicID: topicID, Partition: p, Owner: owner, Epoch: c.LeaseEpoch, Expires: time.UnixMilli(c.LeaseExpiresMs), ctl: again, version: it2.Version}
+					return true, nil
+				}
+			}
 			return false, err
 		}
 		l = &Lease{TopicID: topicID, Partition: p, Owner: owner, Epoch: c.LeaseEpoch, Expires: time.UnixMilli(c.LeaseExpiresMs), ctl: c, version: it.Version + 1}

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"strconv"
 	"time"
 
@@ -51,6 +52,9 @@ func NewClient(ctx context.Context, cfg awsconf.Config) (*dynamodb.Client, error
 	return dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+		if os.Getenv("STREAMBED_DEBUG_SDK_RETRIES") != "" {
+			o.ClientLogMode |= aws.LogRetries // diagnose unexpected condition failures
 		}
 	}), nil
 }
