@@ -22,7 +22,7 @@ func runGroups(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 // groupCmd parses the flags shared by the single-group commands.
-func groupCmd(ctx context.Context, name, synopsis string, args []string, stderr io.Writer, extra func(*flagSet)) (*flagSet, string, error) {
+func groupCmd(name, synopsis string, args []string, stderr io.Writer, extra func(*flagSet)) (*flagSet, string, error) {
 	fs := &flagSet{FlagSet: newFlags("groups "+name, synopsis, stderr)}
 	fs.ep = endpointFlags(fs.FlagSet)
 	fs.asJSON = fs.Bool("json", false, "print JSON")
@@ -76,7 +76,7 @@ func groupsList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func groupsDescribe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, g, err := groupCmd(ctx, "describe", "groups describe GROUP [flags]", args, stderr, nil)
+	fs, g, err := groupCmd("describe", "groups describe GROUP [flags]", args, stderr, nil)
 	if err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func groupsDescribe(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func groupsLag(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, g, err := groupCmd(ctx, "lag", "groups lag GROUP [flags]", args, stderr, nil)
+	fs, g, err := groupCmd("lag", "groups lag GROUP [flags]", args, stderr, nil)
 	if err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ func groupsLag(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func groupsReset(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var topic, to string
 	var parts multiFlag
-	fs, g, err := groupCmd(ctx, "reset", "groups reset GROUP --topic T --to earliest|latest|TIME|OFFSET [flags]", args, stderr, func(fs *flagSet) {
+	fs, g, err := groupCmd("reset", "groups reset GROUP --topic T --to earliest|latest|TIME|OFFSET [flags]", args, stderr, func(fs *flagSet) {
 		fs.StringVar(&topic, "topic", "", "topic whose offsets to reset (required)")
 		fs.StringVar(&to, "to", "", "earliest, latest, an offset, or a time (RFC 3339, Unix ms, or a duration ago like 1h)")
 		fs.Var(&parts, "partition", "only this partition (repeatable; default all)")

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/streambed/streambed/internal/faults"
-	"github.com/streambed/streambed/pkg/api"
 	"github.com/streambed/streambed/pkg/client"
 )
 
@@ -230,8 +229,6 @@ func watchCommits(ctx context.Context, cl *client.Client, h *history) {
 		}
 	}
 }
-
-var _ = api.CodeUnavailable
 
 // selectedPhases is every phase, or those STREAMBED_CHAOS_PHASES names by
 // index ("1,3"), to narrow down a failure.

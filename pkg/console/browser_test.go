@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -98,12 +99,10 @@ func waitText(sel, want string) chromedp.Action[chromedp.Void] {
 // changed fires the change event the page listens to (SetValue does not).
 func changed(sel string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := chromedp.Evaluate[bool](`document.querySelector(`+strconvQuote(sel)+`).dispatchEvent(new Event('change'))`)(ctx, tg)
+		_, err := chromedp.Evaluate[bool](`document.querySelector(`+strconv.Quote(sel)+`).dispatchEvent(new Event('change'))`)(ctx, tg)
 		return err
 	})
 }
-
-func strconvQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `\'`) + "'" }
 
 // TestConsoleInChromium drives the console as a user would: create a
 // topic in the browser, produce through the API, browse the records in

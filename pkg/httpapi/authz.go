@@ -29,10 +29,10 @@ func (s *Server) guard(rt Route) http.HandlerFunc {
 			return
 		}
 		r = r.WithContext(context.WithValue(r.Context(), identityKey{}, id))
-		op, kind, name, any := routeResource(rt, r)
+		op, kind, name, anyOfKind := routeResource(rt, r)
 		ok := false
 		switch {
-		case any:
+		case anyOfKind:
 			ok = a.AllowedAny(id, op, kind)
 		case kind == "":
 			ok = true // lists: filtered by the handler
@@ -50,7 +50,7 @@ func (s *Server) guard(rt Route) http.HandlerFunc {
 // routeResource maps a route to the permission it needs: an operation on
 // the topic or group in the path, on the cluster, on some resource of a
 // kind (any), or nothing beyond authentication (a list).
-func routeResource(rt Route, r *http.Request) (op auth.Op, kind auth.Kind, name string, any bool) {
+func routeResource(rt Route, r *http.Request) (op auth.Op, kind auth.Kind, name string, anyOfKind bool) {
 	topic, group := r.PathValue("topic"), r.PathValue("group")
 	op = auth.Op(rt.Op)
 	switch {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/streambed/streambed/pkg/api"
@@ -282,14 +281,9 @@ func (s *Server) groupLag(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit := 100
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			s.problem(w, r, fieldProblem("limit", "%q must be between 1 and 1000", v))
-			return
-		}
-		limit = n
+	limit, ok := s.pageLimit(w, r)
+	if !ok {
+		return
 	}
 	names, next, err := s.b.ListGroups(r.Context(), q.Get("after"), limit)
 	if err != nil {

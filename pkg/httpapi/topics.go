@@ -82,14 +82,9 @@ func (s *Server) partitionParam(w http.ResponseWriter, r *http.Request) (int32, 
 
 func (s *Server) listTopics(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit := 100
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			s.problem(w, r, fieldProblem("limit", "%q must be between 1 and 1000", v))
-			return
-		}
-		limit = n
+	limit, ok := s.pageLimit(w, r)
+	if !ok {
+		return
 	}
 	topics, next, err := s.b.ListTopics(r.Context(), q.Get("after"), limit)
 	if err != nil {
@@ -301,4 +296,18 @@ func (s *Server) newProducer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeJSON(w, http.StatusCreated, api.Producer{ProducerID: id, Epoch: 0})
+}
+
+// pageLimit reads a list's ?limit= (default 100, at most 1000).
+func (s *Server) pageLimit(w http.ResponseWriter, r *http.Request) (int, bool) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return 100, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1000 {
+		s.problem(w, r, fieldProblem("limit", "%q must be between 1 and 1000", v))
+		return 0, false
+	}
+	return n, true
 }
