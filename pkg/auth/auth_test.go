@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -125,5 +127,38 @@ func BenchmarkVerifyToken(b *testing.B) {
 				_, _ = a.Authenticate(r)
 			}
 		})
+	}
+}
+
+// TestJWKSFromURL fetches the key set over HTTP, as from an issuer's
+// /.well-known/jwks.json.
+func TestJWKSFromURL(t *testing.T) {
+	signer := authtest.NewSigner(t)
+	jwks, err := os.ReadFile(signer.JWKSFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(jwks)
+	}))
+	defer srv.Close()
+	pol, err := auth.ParsePolicy([]byte(`{"principals":{"reader":{"grants":[{"ops":["consume"],"topics":["orders"]}]}},
+		"jwt":{"issuer":"` + authtest.Issuer + `","audience":"` + authtest.Audience + `","jwks_url":"` + srv.URL + `"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := auth.New(context.Background(), pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", "Bearer "+signer.JWT(t, "reader", authtest.Audience, time.Now().Add(time.Hour)))
+	if id, err := a.Authenticate(r); err != nil || id.Principal != "reader" {
+		t.Fatalf("%+v %v", id, err)
+	}
+	srv.Close()
+	if _, err := auth.New(context.Background(), pol); err == nil {
+		t.Fatal("an unreachable JWKS URL was accepted at start")
 	}
 }
