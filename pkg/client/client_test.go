@@ -429,3 +429,67 @@ func BenchmarkProducerSteady(b *testing.B) {
 	}
 	b.ReportMetric(float64(ct.bytes.Load())/float64(max(ct.requests.Load(), 1))/(1<<20), "MiB/request")
 }
+
+// slowLoss forwards the first batch's first request, loses its answer, and
+// reports the failure only after a pause, so later batches of the same
+// partition are acknowledged before the first is retried.
+type slowLoss struct {
+	once sync.Once
+	next http.RoundTripper
+}
+
+func (s *slowLoss) RoundTrip(req *http.Request) (*http.Response, error) {
+	lose := false
+	if req.Method == "POST" && strings.HasSuffix(req.URL.Path, "/records") {
+		body, _ := io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		if strings.Contains(string(body), `"base_sequences":{"0":0}`) { // the first batch
+			s.once.Do(func() { lose = true })
+		} else {
+			time.Sleep(30 * time.Millisecond) // let the first batch commit first
+		}
+	}
+	resp, err := s.next.RoundTrip(req)
+	if lose && err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		time.Sleep(300 * time.Millisecond)
+		return nil, errors.New("injected: answer lost")
+	}
+	return resp, err
+}
+
+// TestRetryAfterLaterBatchesSucceeded: the first batch commits but its
+// answer is lost; the next batches succeed meanwhile. Its retry must still
+// be within the server's 5-batch window, so it is recognized as a
+// duplicate — not refused out of order, which would fail the producer.
+func TestRetryAfterLaterBatchesSucceeded(t *testing.T) {
+	base := embedded(t)
+	ctx := context.Background()
+	c, _ := client.New(base, client.WithHTTPClient(&http.Client{Transport: &slowLoss{next: http.DefaultTransport}}))
+	if _, err := c.CreateTopic(ctx, "window", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.NewProducer(ctx, "window", client.WithBatchBytes(512), client.WithLinger(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3000 {
+		p.Produce(ctx, client.Record{Partition: 0, Value: fmt.Appendf(nil, "r%05d", i)})
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Read(ctx, "window", 0, client.ReadOptions{MaxRecords: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Records) != 3000 {
+		t.Fatalf("%d records stored, want 3000", len(res.Records))
+	}
+	for i, r := range res.Records {
+		if want := fmt.Sprintf("r%05d", i); string(r.Value) != want {
+			t.Fatalf("offset %d holds %s, want %s", i, r.Value, want)
+		}
+	}
+}

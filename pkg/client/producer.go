@@ -41,6 +41,7 @@ type Producer struct {
 	sticky      int32
 	pid         int64
 	nextSeq     map[int32]int32
+	nextIdx     map[int32]int64
 	unresolved  map[int32][]*part
 	outstanding int // records not yet delivered or failed
 	fatal       error
@@ -186,6 +187,7 @@ type pending struct {
 // part is one partition's share of a request, with its sequence range.
 type part struct {
 	partition int32
+	idx       int64 // the partition's parts are numbered 0, 1, 2, ...
 	seq       int32
 	recs      []*pending
 	firstSent time.Time
@@ -216,7 +218,7 @@ func (c *Client) NewProducer(ctx context.Context, topic string, opts ...Producer
 	p := &Producer{
 		c: c, topic: topic, cfg: cfg, changed: make(chan struct{}),
 		partitions: t.Partitions, maxRecord: 1 << 20, buf: map[int32][]*pending{}, sticky: -1,
-		nextSeq: map[int32]int32{}, unresolved: map[int32][]*part{},
+		nextSeq: map[int32]int32{}, nextIdx: map[int32]int64{}, unresolved: map[int32][]*part{},
 		wake: make(chan struct{}, 1), sem: make(chan struct{}, cfg.maxInFlight),
 	}
 	if t.Config.MaxRecordBytes != nil {
@@ -314,11 +316,12 @@ const maxRequestRecords = 1000
 // default request limit, leaving room for JSON framing.
 const maxRequestBytes = 4 << 20
 
-// maxUnresolvedParts bounds the batches of one partition that may be
-// outstanding at once. The server remembers a producer's last 5 batches
-// per partition (as Kafka does): with at most 5 outstanding, a batch that
-// is retried after its answer was lost is always still among them, so it
-// is recognized as a duplicate instead of failing out of order.
+// maxUnresolvedParts bounds how far a partition's batches may run ahead of
+// its oldest unresolved batch (that one included). The server remembers a
+// producer's last 5 batches per partition (as Kafka does): a batch retried
+// after its answer was lost is then always still among them, so it is
+// recognized as a duplicate instead of failing out of order — even when
+// the batches after it were acknowledged in the meantime.
 const maxUnresolvedParts = 5
 
 // sealLocked turns what is buffered into requests (each within the
@@ -345,7 +348,12 @@ func (p *Producer) sealLocked() {
 	for _, pt := range slices.Sorted(maps.Keys(p.buf)) {
 		recs := p.buf[pt]
 		for len(recs) > 0 {
-			if len(p.unresolved[pt]) >= maxUnresolvedParts {
+			// The server remembers a producer's last maxUnresolvedParts
+			// batches per partition. A batch answered with a lost response
+			// must still be among them when it is retried, even if later
+			// batches succeeded meanwhile: so no batch is sent that far
+			// beyond the oldest unresolved one.
+			if u := p.unresolved[pt]; len(u) > 0 && p.nextIdx[pt]-u[0].idx >= maxUnresolvedParts {
 				p.blocked = true
 				break
 			}
@@ -358,8 +366,9 @@ func (p *Producer) sealLocked() {
 				flush()
 				continue
 			}
-			pa := &part{partition: pt, seq: p.nextSeq[pt], recs: recs[:take:take], sending: true}
+			pa := &part{partition: pt, idx: p.nextIdx[pt], seq: p.nextSeq[pt], recs: recs[:take:take], sending: true}
 			p.nextSeq[pt] = seqAdd(p.nextSeq[pt], take)
+			p.nextIdx[pt]++
 			p.unresolved[pt] = append(p.unresolved[pt], pa)
 			req = append(req, pa)
 			n += take
