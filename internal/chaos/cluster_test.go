@@ -34,6 +34,8 @@ type backend struct {
 	name   string
 	table  offsets.Table
 	bucket segments.Bucket
+	// resource is the S3 bucket and DynamoDB table name (MinIO+moto).
+	resource string
 }
 
 func backends(t *testing.T) []func(*testing.T) backend {
@@ -51,7 +53,7 @@ func embedded(t *testing.T) backend {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { bt.Close() })
-	return backend{"embedded", bt, fb}
+	return backend{name: "embedded", table: bt, bucket: fb}
 }
 
 func minioMoto(t *testing.T) backend {
@@ -75,7 +77,7 @@ func minioMoto(t *testing.T) backend {
 	if err := dynamotable.EnsureTable(ctx, dc, name); err != nil {
 		t.Fatal(err)
 	}
-	return backend{"minio+moto", dynamotable.New(dc, name), s3bucket.New(sc, name)}
+	return backend{name: "minio+moto", table: dynamotable.New(dc, name), bucket: s3bucket.New(sc, name), resource: name}
 }
 
 // seed is the run's seed: STREAMBED_CHAOS_SEED or the clock. Printed so a

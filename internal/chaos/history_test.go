@@ -90,17 +90,21 @@ func (v verdict) ok() bool {
 	return v.lost+v.duplicated+v.reordered+v.gaps+v.phantom+v.backwards == 0 && v.fsck == "clean"
 }
 
+// finalLog is every partition read from offset 0 after the run.
+type finalLog struct {
+	where  map[string][]ack // value -> where stored
+	stored map[ack]string
+	v      verdict // gaps and reordering found while reading
+}
+
 // check reads every partition of topic from the log start (without faults,
 // through a fresh process) and compares it with the history.
 func (h *history) check(ctx context.Context, t *testing.T, c *client.Client, be backend, topic string, partitions int32) verdict {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	v := verdict{ops: int(h.ops), acked: len(h.acked), backwards: len(h.backwards)}
-	for _, b := range h.backwards {
-		v.problems = append(v.problems, "committed offset moved back: "+b)
-	}
-	where := map[string][]ack{}
-	stored := map[ack]string{}
+	return h.verdict(ctx, h.readAll(ctx, t, c, topic, partitions), be)
+}
+
+func (h *history) readAll(ctx context.Context, t *testing.T, c *client.Client, topic string, partitions int32) *finalLog {
+	f := &finalLog{where: map[string][]ack{}, stored: map[ack]string{}}
 	for p := range partitions {
 		last := map[string]int{} // producer -> last sequence in this partition
 		next := int64(-1)
@@ -111,18 +115,17 @@ func (h *history) check(ctx context.Context, t *testing.T, c *client.Client, be 
 			}
 			for _, r := range res.Records {
 				if next >= 0 && r.Offset != next {
-					v.gaps++
-					v.problems = append(v.problems, fmt.Sprintf("partition %d: offset %d follows %d", p, r.Offset, next-1))
+					f.v.gaps++
+					f.v.problems = append(f.v.problems, fmt.Sprintf("partition %d: offset %d follows %d", p, r.Offset, next-1))
 				}
 				next = r.Offset + 1
 				val := string(r.Value)
-				where[val] = append(where[val], ack{p, r.Offset})
-				stored[ack{p, r.Offset}] = val
-				prod, seq, ok := parseValue(val)
-				if ok {
+				f.where[val] = append(f.where[val], ack{p, r.Offset})
+				f.stored[ack{p, r.Offset}] = val
+				if prod, seq, ok := parseValue(val); ok {
 					if prev, seen := last[prod]; seen && seq < prev {
-						v.reordered++
-						v.problems = append(v.problems, fmt.Sprintf("partition %d: %s stored after %s-%06d", p, val, prod, prev))
+						f.v.reordered++
+						f.v.problems = append(f.v.problems, fmt.Sprintf("partition %d: %s stored after %s-%06d", p, val, prod, prev))
 					}
 					last[prod] = seq
 				}
@@ -136,14 +139,27 @@ func (h *history) check(ctx context.Context, t *testing.T, c *client.Client, be 
 			off = res.NextOffset
 		}
 	}
-	for val, locs := range where {
+	return f
+}
+
+// verdict compares the final log with the history and runs fsck on the
+// storage directly.
+func (h *history) verdict(ctx context.Context, f *finalLog, be backend) verdict {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v := f.v
+	v.ops, v.acked, v.backwards = int(h.ops), len(h.acked), len(h.backwards)
+	for _, b := range h.backwards {
+		v.problems = append(v.problems, "committed offset moved back: "+b)
+	}
+	for val, locs := range f.where {
 		if len(locs) > 1 {
 			v.duplicated++
 			v.problems = append(v.problems, fmt.Sprintf("%s stored %d times: %v", val, len(locs), locs))
 		}
 	}
 	for val, a := range h.acked {
-		locs := where[val]
+		locs := f.where[val]
 		if len(locs) == 0 {
 			v.lost++
 			v.problems = append(v.problems, fmt.Sprintf("acknowledged %s (partition %d offset %d) is missing", val, a.partition, a.offset))
@@ -153,9 +169,9 @@ func (h *history) check(ctx context.Context, t *testing.T, c *client.Client, be 
 		}
 	}
 	for a, val := range h.observed {
-		if stored[a] != val {
+		if f.stored[a] != val {
 			v.phantom++
-			v.problems = append(v.problems, fmt.Sprintf("consumer read %s at %v; now there is %q", val, a, stored[a]))
+			v.problems = append(v.problems, fmt.Sprintf("consumer read %s at %v; now there is %q", val, a, f.stored[a]))
 		}
 	}
 	rep, err := compactor.Fsck(ctx, offsets.New(be.table), be.bucket, compactor.FsckOptions{})
