@@ -5,28 +5,19 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
-	"github.com/streambed/streambed/internal/awsconf"
 	"github.com/streambed/streambed/internal/faults"
 	"github.com/streambed/streambed/internal/testenv"
 	"github.com/streambed/streambed/pkg/broker"
 	"github.com/streambed/streambed/pkg/compactor"
 	"github.com/streambed/streambed/pkg/httpapi"
 	"github.com/streambed/streambed/pkg/offsets"
-	"github.com/streambed/streambed/pkg/offsets/bolttable"
-	"github.com/streambed/streambed/pkg/offsets/dynamotable"
 	"github.com/streambed/streambed/pkg/segments"
-	"github.com/streambed/streambed/pkg/segments/fsbucket"
-	"github.com/streambed/streambed/pkg/segments/s3bucket"
 )
 
 // backend is durable storage that outlives the broker processes over it.
@@ -43,41 +34,14 @@ func backends(t *testing.T) []func(*testing.T) backend {
 }
 
 func embedded(t *testing.T) backend {
-	dir := t.TempDir()
-	fb, err := fsbucket.Open(filepath.Join(dir, "objects"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bt, err := bolttable.Open(filepath.Join(dir, "metadata.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bt.Close() })
+	bt, fb := testenv.Embedded(t, t.TempDir())
 	return backend{name: "embedded", table: bt, bucket: fb}
 }
 
+// minioMoto: few SDK retries, the harness injects the faults it wants.
 func minioMoto(t *testing.T) backend {
-	minio, user, password := testenv.MinIO(t)
-	moto := testenv.Moto(t)
-	ctx := context.Background()
-	creds := credentials.NewStaticCredentialsProvider(user, password, "")
-	name := testenv.Name("chaos")
-	// Few SDK retries: the harness injects the faults it wants to see.
-	sc, err := s3bucket.NewClient(ctx, s3bucket.Config{Config: awsconf.Config{Endpoint: minio, Region: "us-east-1", Credentials: creds, MaxAttempts: 3}, PathStyle: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sc.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &name}); err != nil {
-		t.Fatal(err)
-	}
-	dc, err := dynamotable.NewClient(ctx, awsconf.Config{Endpoint: moto, Region: "us-east-1", Credentials: creds, MaxAttempts: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dynamotable.EnsureTable(ctx, dc, name); err != nil {
-		t.Fatal(err)
-	}
-	return backend{name: "minio+moto", table: dynamotable.New(dc, name), bucket: s3bucket.New(sc, name), resource: name}
+	table, bucket, name := testenv.MinIOMoto(t, "chaos", 3)
+	return backend{name: "minio+moto", table: table, bucket: bucket, resource: name}
 }
 
 // seed is the run's seed: STREAMBED_CHAOS_SEED or the clock. Printed so a

@@ -14,8 +14,6 @@ import (
 
 	"github.com/streambed/streambed/internal/testenv"
 	"github.com/streambed/streambed/pkg/client"
-	"github.com/streambed/streambed/pkg/offsets/bolttable"
-	"github.com/streambed/streambed/pkg/segments/fsbucket"
 )
 
 // servedProcess is `streambed serve` running as a real child process.
@@ -114,15 +112,7 @@ func TestKillNineUnderLoad(t *testing.T) {
 		{"embedded", func(t *testing.T) ([]string, []string, func() backend) {
 			dir := t.TempDir()
 			return []string{"--data", dir}, nil, func() backend {
-				fb, err := fsbucket.Open(filepath.Join(dir, "objects"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				bt, err := bolttable.Open(filepath.Join(dir, "metadata.db"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { bt.Close() })
+				bt, fb := testenv.Embedded(t, dir)
 				return backend{name: "embedded", table: bt, bucket: fb}
 			}
 		}},

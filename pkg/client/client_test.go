@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -18,23 +17,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
-	"github.com/streambed/streambed/internal/awsconf"
 	"github.com/streambed/streambed/internal/testenv"
 	"github.com/streambed/streambed/pkg/api"
 	"github.com/streambed/streambed/pkg/broker"
 	"github.com/streambed/streambed/pkg/client"
 	"github.com/streambed/streambed/pkg/httpapi"
 	"github.com/streambed/streambed/pkg/offsets"
-	"github.com/streambed/streambed/pkg/offsets/bolttable"
-	"github.com/streambed/streambed/pkg/offsets/dynamotable"
 	"github.com/streambed/streambed/pkg/offsets/memtable"
 	"github.com/streambed/streambed/pkg/segments"
-	"github.com/streambed/streambed/pkg/segments/fsbucket"
 	"github.com/streambed/streambed/pkg/segments/membucket"
-	"github.com/streambed/streambed/pkg/segments/s3bucket"
 )
 
 // server starts the API over a backend and returns its URL.
@@ -50,40 +41,13 @@ func server(t testing.TB, table offsets.Table, bucket segments.Bucket) string {
 func memServer(t *testing.T) string { return server(t, memtable.New(), membucket.New()) }
 
 func embedded(t testing.TB) string {
-	dir := t.TempDir()
-	fb, err := fsbucket.Open(filepath.Join(dir, "objects"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bt, err := bolttable.Open(filepath.Join(dir, "metadata.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bt.Close() })
+	bt, fb := testenv.Embedded(t, t.TempDir())
 	return server(t, bt, fb)
 }
 
 func minioMoto(t testing.TB) string {
-	minio, user, password := testenv.MinIO(t)
-	moto := testenv.Moto(t)
-	ctx := context.Background()
-	creds := credentials.NewStaticCredentialsProvider(user, password, "")
-	name := testenv.Name("client")
-	sc, err := s3bucket.NewClient(ctx, s3bucket.Config{Config: awsconf.Config{Endpoint: minio, Region: "us-east-1", Credentials: creds}, PathStyle: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sc.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &name}); err != nil {
-		t.Fatal(err)
-	}
-	dc, err := dynamotable.NewClient(ctx, awsconf.Config{Endpoint: moto, Region: "us-east-1", Credentials: creds})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dynamotable.EnsureTable(ctx, dc, name); err != nil {
-		t.Fatal(err)
-	}
-	return server(t, dynamotable.New(dc, name), s3bucket.New(sc, name))
+	table, bucket, _ := testenv.MinIOMoto(t, "client", 0)
+	return server(t, table, bucket)
 }
 
 // faulty injects transient faults: connections that fail before a request

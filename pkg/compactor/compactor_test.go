@@ -5,25 +5,16 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
-	"github.com/streambed/streambed/internal/awsconf"
 	"github.com/streambed/streambed/internal/testenv"
 	"github.com/streambed/streambed/pkg/broker"
 	"github.com/streambed/streambed/pkg/compactor"
 	"github.com/streambed/streambed/pkg/offsets"
-	"github.com/streambed/streambed/pkg/offsets/bolttable"
-	"github.com/streambed/streambed/pkg/offsets/dynamotable"
 	"github.com/streambed/streambed/pkg/segments"
-	"github.com/streambed/streambed/pkg/segments/fsbucket"
-	"github.com/streambed/streambed/pkg/segments/s3bucket"
 )
 
 type clock struct {
@@ -50,40 +41,12 @@ type env struct {
 type backend func(t testing.TB) (offsets.Table, segments.Bucket)
 
 func embedded(t testing.TB) (offsets.Table, segments.Bucket) {
-	dir := t.TempDir()
-	fb, err := fsbucket.Open(filepath.Join(dir, "objects"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bt, err := bolttable.Open(filepath.Join(dir, "metadata.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bt.Close() })
-	return bt, fb
+	return testenv.Embedded(t, t.TempDir())
 }
 
 func minioMoto(t testing.TB) (offsets.Table, segments.Bucket) {
-	minio, user, password := testenv.MinIO(t)
-	moto := testenv.Moto(t)
-	creds := credentials.NewStaticCredentialsProvider(user, password, "")
-	ctx := context.Background()
-	sc, err := s3bucket.NewClient(ctx, s3bucket.Config{Config: awsconf.Config{Endpoint: minio, Region: "us-east-1", Credentials: creds}, PathStyle: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := testenv.Name("compact")
-	if _, err := sc.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &name}); err != nil {
-		t.Fatal(err)
-	}
-	dc, err := dynamotable.NewClient(ctx, awsconf.Config{Endpoint: moto, Region: "us-east-1", Credentials: creds})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dynamotable.EnsureTable(ctx, dc, name); err != nil {
-		t.Fatal(err)
-	}
-	return dynamotable.New(dc, name), s3bucket.New(sc, name)
+	table, bucket, _ := testenv.MinIOMoto(t, "compact", 0)
+	return table, bucket
 }
 
 func newEnv(t *testing.T, be backend) *env {

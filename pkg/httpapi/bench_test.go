@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -10,23 +9,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
-	"github.com/streambed/streambed/internal/awsconf"
 	"github.com/streambed/streambed/internal/testenv"
 	"github.com/streambed/streambed/pkg/broker"
 	"github.com/streambed/streambed/pkg/httpapi"
 	"github.com/streambed/streambed/pkg/offsets"
-	"github.com/streambed/streambed/pkg/offsets/bolttable"
-	"github.com/streambed/streambed/pkg/offsets/dynamotable"
 	"github.com/streambed/streambed/pkg/segments"
-	"github.com/streambed/streambed/pkg/segments/fsbucket"
-	"github.com/streambed/streambed/pkg/segments/s3bucket"
 )
 
 // benchServer is the full HTTP stack over real storage.
@@ -36,40 +27,9 @@ func benchServer(b *testing.B, backend string) string {
 	var bucket segments.Bucket
 	switch backend {
 	case "embedded":
-		dir := b.TempDir()
-		fb, err := fsbucket.Open(filepath.Join(dir, "objects"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		bt, err := bolttable.Open(filepath.Join(dir, "metadata.db"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { bt.Close() })
-		table, bucket = bt, fb
+		table, bucket = testenv.Embedded(b, b.TempDir())
 	case "minio+moto":
-		minio, user, password := testenv.MinIO(b)
-		moto := testenv.Moto(b)
-		b.Setenv("AWS_ACCESS_KEY_ID", user)
-		b.Setenv("AWS_SECRET_ACCESS_KEY", password)
-		b.Setenv("AWS_REGION", "us-east-1")
-		ctx := context.Background()
-		sc, err := s3bucket.NewClient(ctx, s3bucket.Config{Config: awsconf.Config{Endpoint: minio}, PathStyle: true})
-		if err != nil {
-			b.Fatal(err)
-		}
-		name := testenv.Name("bench")
-		if _, err := sc.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &name}); err != nil {
-			b.Fatal(err)
-		}
-		dc, err := dynamotable.NewClient(ctx, awsconf.Config{Endpoint: moto})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := dynamotable.EnsureTable(ctx, dc, name); err != nil {
-			b.Fatal(err)
-		}
-		table, bucket = dynamotable.New(dc, name), s3bucket.New(sc, name)
+		table, bucket, _ = testenv.MinIOMoto(b, "bench", 0)
 	}
 	br := broker.New(offsets.New(table), bucket, broker.Config{})
 	srv := httptest.NewServer(httpapi.New(br, httpapi.Options{}).Handler())
