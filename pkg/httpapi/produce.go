@@ -15,8 +15,14 @@ import (
 
 var idempotencyKeyPattern = regexp.MustCompile(`^[\x21-\x7e]{1,255}$`)
 
-// decodeRecords decodes request records, naming the first bad field.
-func decodeRecords(raws []json.RawMessage, allowPartition bool) ([]broker.ProduceRecord, *api.Problem) {
+// decodeRecords checks the per-request record limit and decodes request
+// records, naming the first bad field.
+func (s *Server) decodeRecords(raws []json.RawMessage, allowPartition bool) ([]broker.ProduceRecord, *api.Problem) {
+	if limit := s.b.Limits().MaxRecordsPerRequest; len(raws) > limit {
+		p := api.NewProblem(api.CodeTooManyRecords, fmt.Sprintf("%d records, the limit is %d per request", len(raws), limit))
+		p.Field = "records"
+		return nil, p
+	}
 	if raws == nil {
 		return nil, fieldProblem("records", "is required: an array of records")
 	}
@@ -48,13 +54,7 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, p)
 		return
 	}
-	if len(in.Records) > s.b.Limits().MaxRecordsPerRequest {
-		p := api.NewProblem(api.CodeTooManyRecords, fmt.Sprintf("%d records, the limit is %d per request", len(in.Records), s.b.Limits().MaxRecordsPerRequest))
-		p.Field = "records"
-		s.problem(w, r, p)
-		return
-	}
-	recs, p := decodeRecords(in.Records, true)
+	recs, p := s.decodeRecords(in.Records, true)
 	if p != nil {
 		s.problem(w, r, p)
 		return
@@ -125,13 +125,7 @@ func (s *Server) producePartition(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, p)
 		return
 	}
-	if len(in.Records) > s.b.Limits().MaxRecordsPerRequest {
-		p := api.NewProblem(api.CodeTooManyRecords, fmt.Sprintf("%d records, the limit is %d per request", len(in.Records), s.b.Limits().MaxRecordsPerRequest))
-		p.Field = "records"
-		s.problem(w, r, p)
-		return
-	}
-	recs, p := decodeRecords(in.Records, false)
+	recs, p := s.decodeRecords(in.Records, false)
 	if p != nil {
 		s.problem(w, r, p)
 		return
