@@ -360,31 +360,27 @@ func (b *Broker) appendObject(ctx context.Context, t offsets.Topic, batches []pa
 		return nil, err
 	}
 	unlock := b.lockPartitions(t.ID, parts)
-	res, err := b.store.Commit(ctx, t, offsets.ObjectMeta{Key: key, Size: int64(len(obj)), Uploaded: uploaded}, appends)
+	cr, err := b.store.CommitObject(ctx, t, offsets.ObjectMeta{Key: key, Size: int64(len(obj)), Uploaded: uploaded}, appends)
 	unlock()
+	if cr.Unreferenced {
+		// No write that could point at the object was sent: remove it now
+		// rather than leave it to the orphan sweep. Otherwise deletion is
+		// the reference count's and the sweep's business, duplicates
+		// included: a re-read may have seen a timed-out write only in part.
+		go b.deleteUnreferenced(key)
+	}
 	if err != nil {
-		// The commit may or may not have landed: keep the object (the
-		// orphan sweep removes it if nothing references it).
 		return nil, err
 	}
-	referenced, definite := false, true
-	for _, r := range res {
+	for _, r := range cr.Results {
 		switch {
 		case r.Err == nil && !r.Duplicate:
-			referenced = true
 			b.waiters.notify(partKey(t.ID, r.Partition))
-		case errors.Is(r.Err, offsets.ErrUnavailable):
-			definite = false
 		case errors.Is(r.Err, offsets.ErrUnknownTopic):
 			b.forgetTopic(t.Name)
 		}
 	}
-	if !referenced && definite {
-		// Nothing points at the object: remove it now rather than leave it
-		// to the orphan sweep.
-		go b.deleteUnreferenced(key)
-	}
-	return res, nil
+	return cr.Results, nil
 }
 
 func (b *Broker) deleteUnreferenced(key string) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -78,6 +79,25 @@ type AppendResult struct {
 // The returned error is for the request as a whole (a canceled context);
 // per-partition outcomes are in the results, in the order of appends.
 func (s *Store) Commit(ctx context.Context, t Topic, obj ObjectMeta, appends []Append) ([]AppendResult, error) {
+	r, err := s.CommitObject(ctx, t, obj, appends)
+	return r.Results, err
+}
+
+// CommitResult is the outcome of CommitObject.
+type CommitResult struct {
+	Results []AppendResult
+	// Unreferenced is true only when no write that could make anything
+	// point at the object was ever sent: the caller may delete it at once.
+	// Otherwise the object belongs to its reference count and the orphan
+	// sweep — even when every append turned out a duplicate or failed,
+	// since a write that timed out may still land, and a re-read that saw
+	// "duplicate" may have seen some of its items and not others.
+	Unreferenced bool
+}
+
+// CommitObject is Commit, also reporting whether the object may be
+// referenced.
+func (s *Store) CommitObject(ctx context.Context, t Topic, obj ObjectMeta, appends []Append) (CommitResult, error) {
 	res := make([]AppendResult, len(appends))
 	pending := make([]int, 0, len(appends))
 	seen := make(map[int32]bool, len(appends))
@@ -96,9 +116,9 @@ func (s *Store) Commit(ctx context.Context, t Topic, obj ObjectMeta, appends []A
 		}
 	}
 	if obj.Key == "" {
-		return nil, invalidf("commit without an object key")
+		return CommitResult{Unreferenced: true}, invalidf("commit without an object key")
 	}
-	c := &commit{s: s, t: t, obj: obj, appends: appends, res: res, attempted: map[int]Key{}}
+	c := &commit{s: s, t: t, obj: obj, appends: appends, res: res, attempted: map[int][]Key{}}
 	err := s.loop(ctx, "commit", func() (bool, error) {
 		if err := s.checkAge(obj); err != nil {
 			return false, err
@@ -107,15 +127,16 @@ func (s *Store) Commit(ctx context.Context, t Topic, obj ObjectMeta, appends []A
 		pending, err = c.attempt(ctx, pending)
 		return len(pending) == 0, err
 	})
+	out := CommitResult{Results: res, Unreferenced: !c.wrote}
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return CommitResult{Unreferenced: !c.wrote}, ctx.Err()
 		}
 		for _, i := range pending {
 			res[i].Err = err
 		}
 	}
-	return res, nil
+	return out, nil
 }
 
 // commit is the state of one Commit call across attempts.
@@ -125,9 +146,12 @@ type commit struct {
 	obj     ObjectMeta
 	appends []Append
 	res     []AppendResult
-	// attempted maps an append to the index key it last tried to write, so
-	// a later attempt can tell whether an ambiguous write landed.
-	attempted map[int]Key
+	// attempted maps an append to every index key an attempt tried to
+	// write, so a later attempt can tell whether an ambiguous write landed
+	// (each attempt may have chosen a different key).
+	attempted map[int][]Key
+	// wrote is set once a write referencing the object has been sent.
+	wrote bool
 }
 
 // opsPerAppend is the items one partition needs in a transaction: head,
@@ -146,9 +170,7 @@ func (c *commit) attempt(ctx context.Context, pending []int) ([]int, error) {
 		if a.Producer != nil {
 			keys = append(keys, producerKey(c.t.ID, a.Partition, a.Producer.ID))
 		}
-		if k, ok := c.attempted[i]; ok {
-			keys = append(keys, k)
-		}
+		keys = append(keys, c.attempted[i]...)
 	}
 	items, err := c.s.getMany(ctx, keys)
 	if err != nil {
@@ -176,17 +198,11 @@ func (c *commit) attempt(ctx context.Context, pending []int) ([]int, error) {
 	for _, i := range pending {
 		a := c.appends[i]
 		// Did an earlier, ambiguous attempt commit this partition?
-		if k, ok := c.attempted[i]; ok {
-			if it := byKey[k]; it.Exists() {
-				var e IndexEntry
-				if err := decode(it, &e); err != nil {
-					return pending, err
-				}
-				if e.Object == c.obj.Key && e.Offset == a.Offset {
-					c.res[i] = AppendResult{Partition: a.Partition, Base: e.Base, Last: e.Last, LogEnd: e.Last + 1}
-					continue
-				}
-			}
+		if e, ok, err := c.landed(i, byKey); err != nil {
+			return pending, err
+		} else if ok {
+			c.res[i] = AppendResult{Partition: a.Partition, Base: e.Base, Last: e.Last, LogEnd: e.Last + 1}
+			continue
 		}
 		ops, r, err := c.decide(a, byKey, now)
 		if err != nil {
@@ -196,7 +212,9 @@ func (c *commit) attempt(ctx context.Context, pending []int) ([]int, error) {
 			c.res[i] = r
 			continue
 		}
-		c.attempted[i] = ops[1].Key
+		if !slices.Contains(c.attempted[i], ops[1].Key) {
+			c.attempted[i] = append(c.attempted[i], ops[1].Key)
+		}
 		acc = append(acc, accepted{i, ops})
 	}
 	if len(acc) == 0 {
@@ -219,6 +237,7 @@ func (c *commit) attempt(ctx context.Context, pending []int) ([]int, error) {
 			ref.Size, ref.CreatedMs = c.obj.Size, now.UnixMilli()
 		}
 		w.put(refKey(c.obj.Key), refVersion, &ref)
+		c.wrote = true
 		err := c.s.t.Write(ctx, w.ops...)
 		if err != nil {
 			// This chunk is undecided (lost a race, or unknown); later chunks
@@ -244,6 +263,25 @@ func (c *commit) attempt(ctx context.Context, pending []int) ([]int, error) {
 		firstErr = fmt.Errorf("%w: %v", ErrConflict, firstErr)
 	}
 	return still, firstErr
+}
+
+// landed reports the index entry an earlier attempt wrote for append i,
+// if one of them is there.
+func (c *commit) landed(i int, byKey map[Key]Item) (IndexEntry, bool, error) {
+	for _, k := range c.attempted[i] {
+		it := byKey[k]
+		if !it.Exists() {
+			continue
+		}
+		var e IndexEntry
+		if err := decode(it, &e); err != nil {
+			return e, false, err
+		}
+		if e.Object == c.obj.Key && e.Offset == c.appends[i].Offset {
+			return e, true, nil
+		}
+	}
+	return IndexEntry{}, false, nil
 }
 
 // decide validates one append against the partition's head and producer
