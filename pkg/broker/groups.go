@@ -228,7 +228,9 @@ func decideHeartbeat(g offsets.Group, h Heartbeat, topics map[string]offsets.Top
 		delete(meta.Members, id)
 		meta.Epoch++
 		changed = true
-		if ok {
+		// The caller's own expired session is rewritten (a rejoin) or
+		// deleted (a leave) below: one op per item and write.
+		if ok && id != h.MemberID {
 			ch.DeleteSessions = append(ch.DeleteSessions, s)
 		}
 	}

@@ -48,6 +48,7 @@ func GroupSuite(t *testing.T, newTable func(t *testing.T) offsets.Table) {
 	t.Run("DeliveryWithAKilledMember", func(t *testing.T) { t.Parallel(); testDelivery(t, newGroupEnv(t, newTable(t))) })
 	t.Run("PartitionIncreaseReachesGroup", func(t *testing.T) { t.Parallel(); testPartitionIncrease(t, newGroupEnv(t, newTable(t))) })
 	t.Run("LeaveAndRejoin", func(t *testing.T) { t.Parallel(); testLeaveRejoin(t, newGroupEnv(t, newTable(t))) })
+	t.Run("LoneMemberRejoinsAfterExpiry", func(t *testing.T) { t.Parallel(); testRejoinAfterExpiry(t, newGroupEnv(t, newTable(t))) })
 	t.Run("ConcurrentHeartbeatsNeverOverlap", func(t *testing.T) { t.Parallel(); testConcurrent(t, newGroupEnv(t, newTable(t))) })
 }
 
@@ -389,5 +390,31 @@ func testConcurrent(t *testing.T, g *groupEnv) {
 	wg.Wait()
 	if violations > 0 {
 		t.Fatalf("%d overlapping assignments", violations)
+	}
+}
+
+// testRejoinAfterExpiry: a lone member paused past its session (nobody
+// else expired it) is told to rejoin, and can, with the same id; and a
+// member whose session ended can still leave.
+func testRejoinAfterExpiry(t *testing.T, g *groupEnv) {
+	if _, err := g.b.CreateTopic(g.ctx, "t", 2, offsets.DefaultTopicConfig()); err != nil {
+		t.Fatal(err)
+	}
+	x := &member{id: "x", topics: []string{"t"}}
+	g.converge(t, []*member{x}, 2)
+	g.clock.advance(time.Minute)
+	if _, err := g.b.Heartbeat(g.ctx, Heartbeat{Group: "g", MemberID: "x", MemberEpoch: x.epoch, Owned: x.owned}); !errors.Is(err, offsets.ErrUnknownMember) {
+		t.Fatalf("heartbeat after the session ended: %v", err)
+	}
+	x.epoch, x.owned = 0, nil
+	g.converge(t, []*member{x}, 2)
+	// Expired again, then leaving: no error, and the group is empty.
+	g.clock.advance(time.Minute)
+	if _, err := g.b.Heartbeat(g.ctx, Heartbeat{Group: "g", MemberID: "x", MemberEpoch: -1}); err != nil {
+		t.Fatalf("leave after the session ended: %v", err)
+	}
+	info, err := g.b.DescribeGroup(g.ctx, "g")
+	if err != nil || len(info.Members) != 0 {
+		t.Fatalf("after leaving: %+v %v", info, err)
 	}
 }
