@@ -40,6 +40,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var cors multiFlag
 	fs.Var(&cors, "cors-origin", "allow browser calls from this origin, e.g. where the console is deployed as static files (repeatable; * for any)")
 	drainTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "how long shutdown waits for requests in flight")
+	requestTimeout := fs.Duration("request-timeout", httpapi.DefaultRequestTimeout, "server-side deadline of a request waiting on storage (504 after it; long polls add their wait)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -84,7 +85,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		log.Info("authentication on", "policy", *authFile, "principals", len(pol.Principals), "tokens", len(pol.Tokens), "jwt", pol.JWT != nil)
 	}
-	opts := httpapi.Options{Auth: authz, Logger: log, Backends: api.Backend{Objects: be.Objects, Metadata: be.Metadata}, Compactor: comp2, CORSOrigins: cors}
+	opts := httpapi.Options{Auth: authz, Logger: log, Backends: api.Backend{Objects: be.Objects, Metadata: be.Metadata}, Compactor: comp2, CORSOrigins: cors, RequestTimeout: *requestTimeout}
 	if !*noUI {
 		opts.Console = console.Handler("/ui/")
 	}

@@ -38,6 +38,8 @@ const (
 	CodeThrottled            Code = "throttled"
 	CodeUnavailable          Code = "unavailable"
 	CodeTimeout              Code = "timeout"
+	CodeStorageRefused       Code = "storage_refused"
+	CodeInsufficientStorage  Code = "insufficient_storage"
 	CodeInternal             Code = "internal"
 )
 
@@ -87,10 +89,23 @@ var Catalog = map[Code]CodeInfo{
 	CodeGroupNotEmpty:        {http.StatusConflict, false, "Group not empty"},
 	CodeUnauthenticated:      {http.StatusUnauthorized, false, "Authentication required"},
 	CodeForbidden:            {http.StatusForbidden, false, "Forbidden"},
-	CodeThrottled:            {http.StatusTooManyRequests, true, "Throttled"},
-	CodeUnavailable:          {http.StatusServiceUnavailable, true, "Temporarily unavailable"},
-	CodeTimeout:              {http.StatusServiceUnavailable, true, "Timed out"},
-	CodeInternal:             {http.StatusInternalServerError, false, "Internal error"},
+	// Throttled: a rate limit or the storage's throughput; retry after a
+	// pause (Retry-After when given).
+	CodeThrottled: {http.StatusTooManyRequests, true, "Throttled"},
+	// Unavailable: storage failed or stayed contended through the retry
+	// budget. side_effect says whether a write may have landed.
+	CodeUnavailable: {http.StatusServiceUnavailable, true, "Temporarily unavailable"},
+	// Timeout: the request's server-side deadline passed while it waited
+	// on storage (or the client went away). side_effect as above.
+	CodeTimeout: {http.StatusGatewayTimeout, true, "Timed out"},
+	// StorageRefused: storage refused the request for a reason no retry
+	// fixes (access denied, a missing bucket or table, a malformed
+	// request): an operator must act. Nothing was written.
+	CodeStorageRefused: {http.StatusInternalServerError, false, "Refused by storage"},
+	// InsufficientStorage: the server's disk is full. Nothing was written;
+	// retry once space has been freed (deleting topics frees it promptly).
+	CodeInsufficientStorage: {http.StatusInsufficientStorage, true, "Insufficient storage"},
+	CodeInternal:            {http.StatusInternalServerError, false, "Internal error"},
 }
 
 // ProblemContentType is the media type of error responses (RFC 9457).

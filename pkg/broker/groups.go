@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	mrand "math/rand/v2"
 	"slices"
 	"time"
 
 	"github.com/streambed/streambed/pkg/offsets"
+	"github.com/streambed/streambed/pkg/retry"
 	"github.com/streambed/streambed/pkg/segments"
 )
 
@@ -121,17 +121,17 @@ func (b *Broker) Heartbeat(ctx context.Context, h Heartbeat) (HeartbeatResult, e
 	return out, err
 }
 
+// groupRetry bounds the group protocol's race loop.
+var groupRetry = retry.Policy{Attempts: 16, Base: 2 * time.Millisecond, Max: 200 * time.Millisecond}
+
 // groupLoop loads a group, lets decide compute a change, and saves it,
 // retrying lost races with a fresh load.
 func (b *Broker) groupLoop(ctx context.Context, group string, decide func(offsets.Group) (offsets.GroupChange, bool, error)) error {
 	var last error
-	for attempt := 0; attempt < 25; attempt++ {
+	for attempt := 0; attempt < groupRetry.Attempts; attempt++ {
 		if attempt > 0 {
-			d := time.Duration(1<<min(attempt, 7)) * time.Millisecond
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(d/2 + time.Duration(mrand.Int64N(int64(d/2)+1))):
+			if err := groupRetry.Sleep(ctx, attempt); err != nil {
+				return err
 			}
 		}
 		g, err := b.store.LoadGroup(ctx, group)

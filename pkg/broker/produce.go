@@ -27,6 +27,11 @@ const NoPartition = -1
 // Nothing was committed; the request can be retried.
 var ErrObjectStore = errors.New("object store unavailable")
 
+// ErrNotCommitted marks a produce failure known to have changed nothing:
+// the upload failed, or no commit write was ever sent. Whatever the cause
+// (a timeout included), retrying cannot duplicate records.
+var ErrNotCommitted = errors.New("nothing was committed")
+
 // ProduceRecord is a record to append to a topic.
 type ProduceRecord struct {
 	segments.Record       // Timestamp NoTimestamp: stamp with the broker's clock
@@ -357,7 +362,7 @@ func (b *Broker) appendObject(ctx context.Context, t offsets.Topic, batches []pa
 	uploaded := b.now()
 	key, err := b.upload(ctx, obj)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrNotCommitted, err)
 	}
 	unlock := b.lockPartitions(t.ID, parts)
 	cr, err := b.store.CommitObject(ctx, t, offsets.ObjectMeta{Key: key, Size: int64(len(obj)), Uploaded: uploaded}, appends)
@@ -370,9 +375,15 @@ func (b *Broker) appendObject(ctx context.Context, t offsets.Topic, batches []pa
 		go b.deleteUnreferenced(key)
 	}
 	if err != nil {
+		if cr.Unreferenced {
+			err = fmt.Errorf("%w: %w", ErrNotCommitted, err)
+		}
 		return nil, err
 	}
-	for _, r := range cr.Results {
+	for i, r := range cr.Results {
+		if cr.Unreferenced && r.Err != nil && offsets.IsRetryable(r.Err) {
+			cr.Results[i].Err = fmt.Errorf("%w: %w", ErrNotCommitted, r.Err)
+		}
 		switch {
 		case r.Err == nil && !r.Duplicate:
 			b.waiters.notify(partKey(t.ID, r.Partition))
@@ -411,7 +422,7 @@ func (b *Broker) upload(ctx context.Context, obj []byte) (string, error) {
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
-		return "", fmt.Errorf("%w: upload: %v", ErrObjectStore, err)
+		return "", fmt.Errorf("%w: upload: %w", ErrObjectStore, err)
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/streambed/streambed/pkg/api"
+	"github.com/streambed/streambed/pkg/retry"
 )
 
 // Signer authenticates a request before it is sent (bearer tokens, AWS
@@ -94,7 +94,8 @@ func WithSigner(s Signer) Option {
 }
 
 // WithRetry sets how many attempts a call makes (first included) and the
-// backoff between them (exponential with jitter, base to max).
+// backoff between them (package retry's full jitter, bounds from base
+// doubling up to max).
 func WithRetry(attempts int, base, max time.Duration) Option {
 	return func(c *config) error {
 		if attempts < 1 || base <= 0 || max < base {
@@ -267,21 +268,12 @@ func decodeProblem(status int, data []byte, hdr http.Header) *api.Problem {
 }
 
 func (c *Client) sleep(ctx context.Context, attempt int, cause error) error {
-	d := c.backoff << min(attempt-1, 16)
-	var p *api.Problem
-	if errors.As(cause, &p) && p.Code == api.CodeThrottled {
-		d *= 4
+	p := retry.Policy{Base: c.backoff, Max: c.maxBackoff}
+	var prob *api.Problem
+	if errors.As(cause, &prob) && prob.Code == api.CodeThrottled {
+		p.Base *= 4 // the server asked for less: back off further from the start
 	}
-	d = min(d, c.maxBackoff)
-	d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return retry.SleepCtx(ctx, p.Delay(attempt))
 }
 
 // Code returns the API error code of err ("" if it is not an API error).

@@ -15,6 +15,7 @@ import (
 
 	"github.com/streambed/streambed/pkg/api"
 	"github.com/streambed/streambed/pkg/kafkahash"
+	"github.com/streambed/streambed/pkg/retry"
 )
 
 // Producer batches records per partition and sends them in few, large
@@ -639,8 +640,7 @@ func (p *Producer) scheduleRetriesLocked() {
 	if len(reqs) == 0 {
 		return
 	}
-	delay := min(25*time.Millisecond<<min(maxAttempts-1, 8), 5*time.Second)
-	delay = delay/2 + time.Duration(rand.Int64N(int64(delay/2)+1))
+	delay := retry.Policy{Base: 25 * time.Millisecond, Max: 5 * time.Second}.Delay(maxAttempts)
 	time.AfterFunc(delay, func() {
 		p.mu.Lock()
 		defer p.mu.Unlock()

@@ -17,6 +17,39 @@ type identityKey struct{}
 // body are checked by the handler (may). Both happen before any lookup, so
 // 401 and 403 answer the same whether or not the resource exists.
 func (s *Server) guard(rt Route) http.HandlerFunc {
+	return s.withDeadline(rt, s.authorize(rt))
+}
+
+// longPolls are the routes whose answer may wait for records.
+var longPolls = map[string]bool{
+	"GET /v1/topics/{topic}/partitions/{partition}/records": true,
+	"POST /v1/fetch":               true,
+	"POST /v1/groups/{group}/poll": true,
+}
+
+// withDeadline gives a request its server-side deadline: RequestTimeout,
+// plus the longest wait for a long poll; an SSE stream none (it applies
+// one to each read).
+func (s *Server) withDeadline(rt Route, next http.HandlerFunc) http.HandlerFunc {
+	if s.opts.RequestTimeout < 0 {
+		return next
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		d := s.opts.RequestTimeout
+		if longPolls[rt.Method+" "+rt.Path] {
+			if wants(r, "text/event-stream") {
+				next(w, r)
+				return
+			}
+			d += s.b.Limits().MaxWait
+		}
+		ctx, cancel := context.WithTimeoutCause(r.Context(), d, errRequestTimeout)
+		defer cancel()
+		next(w, r.WithContext(ctx))
+	}
+}
+
+func (s *Server) authorize(rt Route) http.HandlerFunc {
 	a := s.opts.Auth
 	if a == nil || rt.Op == "public" {
 		return rt.Handler

@@ -244,7 +244,12 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, topic string, p 
 		deadline = t.C
 	}
 	for {
-		res, err := s.b.Fetch(r.Context(), broker.FetchRequest{Topic: topic, Partition: p, Offset: off, MaxRecords: min(rp.maxRecords, 500), MaxBytes: rp.maxBytes, Wait: s.opts.PingInterval})
+		ctx, cancel := r.Context(), context.CancelFunc(func() {})
+		if s.opts.RequestTimeout > 0 {
+			ctx, cancel = context.WithTimeoutCause(ctx, s.opts.RequestTimeout+s.opts.PingInterval, errRequestTimeout)
+		}
+		res, err := s.b.Fetch(ctx, broker.FetchRequest{Topic: topic, Partition: p, Offset: off, MaxRecords: min(rp.maxRecords, 500), MaxBytes: rp.maxBytes, Wait: s.opts.PingInterval})
+		cancel()
 		if r.Context().Err() != nil {
 			return
 		}

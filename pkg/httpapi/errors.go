@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"syscall"
 
 	"github.com/streambed/streambed/pkg/api"
 	"github.com/streambed/streambed/pkg/broker"
@@ -21,6 +22,10 @@ var sentinels = []struct {
 	err  error
 	code api.Code
 }{
+	{syscall.ENOSPC, api.CodeInsufficientStorage},
+	{syscall.EDQUOT, api.CodeInsufficientStorage},
+	{offsets.ErrRefused, api.CodeStorageRefused},
+	{segments.ErrRefused, api.CodeStorageRefused},
 	{broker.ErrOffsetOutOfRange, api.CodeOffsetOutOfRange},
 	{broker.ErrRecordTooLarge, api.CodeRecordTooLarge},
 	{broker.ErrTooManyRecords, api.CodeTooManyRecords},
@@ -66,8 +71,10 @@ func problemFor(err error, write bool) *api.Problem {
 		code = api.CodeBodyTooLarge
 	}
 	detail := err.Error()
-	if code == api.CodeInternal {
-		detail = "internal error"
+	if internalDetail[code] != "" {
+		// Storage errors carry paths, hosts and SDK internals: the log
+		// has them, under the request id; the caller gets the gist.
+		detail = internalDetail[code]
 	}
 	p = api.NewProblem(code, detail)
 	var fe *broker.FieldError
@@ -87,11 +94,21 @@ func problemFor(err error, write bool) *api.Problem {
 		p.LogEndOffset = &om.LogEnd
 	}
 	// Unknown outcomes of writes: a timeout or a store that gave up may have
-	// committed. An upload failure never did.
-	if write && (code == api.CodeTimeout || (code == api.CodeUnavailable && !errors.Is(err, broker.ErrObjectStore))) {
+	// committed. A failure known to have committed nothing never did.
+	if write && (code == api.CodeTimeout || code == api.CodeUnavailable) && !errors.Is(err, broker.ErrNotCommitted) {
 		p.SideEffect = api.SideEffectMaybe
 	}
 	return p
+}
+
+// internalDetail replaces the detail of errors whose text describes the
+// server's insides.
+var internalDetail = map[api.Code]string{
+	api.CodeInternal:            "internal error",
+	api.CodeUnavailable:         "storage is unavailable; see side_effect before retrying",
+	api.CodeTimeout:             "no answer from storage before the request's deadline; see side_effect before retrying",
+	api.CodeStorageRefused:      "storage refused the request (access, configuration or a limit); an operator must act",
+	api.CodeInsufficientStorage: "the server's disk is full; retry once space is freed",
 }
 
 // errorRef is the short per-record / per-partition error form.
@@ -116,6 +133,12 @@ func (s *Server) problem(w http.ResponseWriter, r *http.Request, p *api.Problem)
 // fail writes err as a problem, logging unexpected ones with their cause.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, write bool) {
 	p := problemFor(err, write)
+	if errors.Is(context.Cause(r.Context()), errRequestTimeout) && p.Code == api.CodeTimeout {
+		p.Detail = fmt.Sprintf("no answer from storage within the request's %s deadline; see side_effect before retrying", s.opts.RequestTimeout)
+	}
+	if p.Status >= 500 && p.Code != api.CodeInternal {
+		s.log.Warn("storage error", "request_id", requestID(r), "code", p.Code, "err", err)
+	}
 	if p.Code == api.CodeInternal {
 		level := "internal error"
 		if errors.Is(err, broker.ErrCorrupt) || errors.Is(err, segments.ErrChecksum) {

@@ -55,11 +55,24 @@ type Options struct {
 	Auth *auth.Authorizer
 	// Console serves the web console at /ui/ (nil: no console).
 	Console http.Handler
+	// RequestTimeout is the server-side deadline of a request (default
+	// 30 s, as Kafka's request.timeout.ms; negative: none): past it, a
+	// request waiting on storage is answered 504 timeout, saying whether
+	// it may have changed anything. Long polls get the longest wait on
+	// top; SSE streams apply it to each read instead of to the stream.
+	RequestTimeout time.Duration
 	// CORSOrigins may call the API from a browser on another origin (the
 	// console deployed as static files); "*" allows any. Credentials are
 	// bearer tokens, never cookies, so no origin gets ambient authority.
 	CORSOrigins []string
 }
+
+// DefaultRequestTimeout is a request's server-side deadline by default.
+const DefaultRequestTimeout = 30 * time.Second
+
+// errRequestTimeout is the cause of a context ended by the server's own
+// request deadline (rather than by the client going away).
+var errRequestTimeout = errors.New("the request's server-side deadline passed")
 
 // Server is the HTTP API over a Broker.
 type Server struct {
@@ -91,6 +104,9 @@ func New(b *broker.Broker, opts Options) *Server {
 	}
 	if opts.ClusterID == "" {
 		opts.ClusterID = "streambed"
+	}
+	if opts.RequestTimeout == 0 {
+		opts.RequestTimeout = DefaultRequestTimeout
 	}
 	s := &Server{b: b, log: opts.Logger, opts: opts}
 	for _, r := range s.buildRoutes() {

@@ -134,6 +134,11 @@ func (s *Store) CommitObject(ctx context.Context, t Topic, obj ObjectMeta, appen
 		}
 		for _, i := range pending {
 			res[i].Err = err
+			if len(c.attempted[i]) > 0 && !IsRetryable(err) {
+				// A refusal now does not undo an earlier write whose
+				// answer was lost: the outcome is unknown.
+				res[i].Err = fmt.Errorf("%w: an earlier attempt's outcome is unknown, then: %w", ErrUnavailable, err)
+			}
 		}
 	}
 	return out, nil
@@ -256,7 +261,7 @@ func (c *commit) attempt(ctx context.Context, pending []int) ([]int, error) {
 			c.res[a.i] = AppendResult{Partition: ap.Partition, Base: e.Base, Last: e.Last, LogEnd: e.Last + 1}
 		}
 	}
-	if firstErr != nil && !retryable(firstErr) {
+	if firstErr != nil && !retryable(firstErr) && !errors.Is(firstErr, ErrRefused) {
 		// Ambiguous (timeout, connection reset): treat as retryable, the
 		// next attempt checks the index for what landed.
 		c.s.log.Debug("commit write outcome unknown; re-reading", "object", c.obj.Key, "err", firstErr)

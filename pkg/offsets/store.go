@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"time"
+		"time"
+
+	"github.com/streambed/streambed/pkg/retry"
 )
 
 // Store is Streambed's metadata layer: topics, partition heads, the segment
@@ -18,9 +19,7 @@ type Store struct {
 	t            Table
 	now          func() time.Time
 	log          *slog.Logger
-	attempts     int
-	backoff      time.Duration
-	maxBackoff   time.Duration
+	retry        retry.Policy
 	producerTTL  time.Duration
 	gcGrace      time.Duration
 	maxCommitAge time.Duration
@@ -36,9 +35,11 @@ func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = no
 func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
 
 // WithRetry bounds the optimistic-concurrency loop: at most attempts tries,
-// with jittered exponential backoff from base up to max between them.
+// with full-jitter exponential backoff bounded from base up to max between
+// them (default 12 tries, 4 ms to 400 ms: about 2.5 s in all at worst).
+// The adapter's own transport retries run inside each try.
 func WithRetry(attempts int, base, max time.Duration) Option {
-	return func(s *Store) { s.attempts, s.backoff, s.maxBackoff = attempts, base, max }
+	return func(s *Store) { s.retry = retry.Policy{Attempts: attempts, Base: base, Max: max} }
 }
 
 // WithProducerStateTTL sets how long an idle producer's state is kept
@@ -60,9 +61,7 @@ func New(t Table, opts ...Option) *Store {
 		t:            t,
 		now:          time.Now,
 		log:          slog.New(slog.DiscardHandler),
-		attempts:     30,
-		backoff:      2 * time.Millisecond,
-		maxBackoff:   250 * time.Millisecond,
+		retry:        retry.Policy{Attempts: 12, Base: 4 * time.Millisecond, Max: 400 * time.Millisecond},
 		producerTTL:  7 * 24 * time.Hour,
 		gcGrace:      time.Hour,
 		maxCommitAge: 15 * time.Minute,
@@ -89,9 +88,9 @@ func retryable(err error) bool {
 // they must not carry state across calls except through their closure.
 func (s *Store) loop(ctx context.Context, what string, attempt func() (done bool, err error)) error {
 	var last error
-	for i := 0; i < s.attempts; i++ {
+	for i := 0; i < max(s.retry.Attempts, 1); i++ {
 		if i > 0 {
-			if err := s.sleep(ctx, i, last); err != nil {
+			if err := s.retry.Sleep(ctx, i); err != nil {
 				return err
 			}
 		}
@@ -104,25 +103,8 @@ func (s *Store) loop(ctx context.Context, what string, attempt func() (done bool
 		}
 		last = err
 	}
-	s.log.Warn("metadata retries exhausted", "op", what, "attempts", s.attempts, "err", last)
-	return fmt.Errorf("%w: %s: gave up after %d attempts: %v", ErrUnavailable, what, s.attempts, last)
-}
-
-func (s *Store) sleep(ctx context.Context, attempt int, cause error) error {
-	d := s.backoff << min(attempt, 16)
-	if errors.Is(cause, ErrThrottled) {
-		d *= 10
-	}
-	d = min(d, s.maxBackoff)
-	d = d/2 + rand.N(d/2+1) // jitter: spread racing writers apart
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	s.log.Warn("metadata retries exhausted", "op", what, "attempts", s.retry.Attempts, "err", last)
+	return fmt.Errorf("%w: %s: gave up after %d attempts: %v", ErrUnavailable, what, s.retry.Attempts, last)
 }
 
 // get reads one item and decodes it into v when present.

@@ -28,8 +28,13 @@ import (
 //     MaxWriteOps ops, at most one per key. A failed condition is a
 //     *ConditionError naming the first failing op; a write that raced
 //     another (DynamoDB's TransactionConflict) is ErrConflict; throttling
-//     that outlasted the adapter's retries is ErrThrottled. Any other error
-//     is ambiguous: the write may or may not have been applied.
+//     that outlasted the adapter's retries is ErrThrottled. A request the
+//     backend refused for a reason no retry can fix (a malformed request,
+//     access denied, a missing table, an item over the size limit, a full
+//     disk) wraps ErrRefused. Those are never applied. Any other error is
+//     ambiguous: the write may or may not have been applied.
+//   - Adapters retry transport failures and throttling themselves, within
+//     a small budget drawn from package retry; callers retry races.
 type Table interface {
 	Get(ctx context.Context, keys ...Key) ([]Item, error)
 	Query(ctx context.Context, pk string, r Range, limit int) ([]Item, bool, error)
@@ -107,6 +112,9 @@ var (
 	ErrConditionFailed = errors.New("condition failed")
 	ErrConflict        = errors.New("transaction conflict")
 	ErrThrottled       = errors.New("throttled")
+	// ErrRefused: the backend refused the request and retrying the same
+	// request cannot succeed. Nothing was applied.
+	ErrRefused = errors.New("refused by the metadata backend")
 )
 
 // ConditionError reports which op's condition failed.

@@ -27,8 +27,10 @@ import (
 //     the backend needs. Only the compactor lists; it is never on the
 //     produce or fetch path.
 //
-// Any other error is transient from the caller's point of view (the adapter
-// has already retried what it sensibly can).
+// A request the backend refused for a reason no retry can fix (access
+// denied, a missing bucket, a full or read-only disk) wraps ErrRefused; it
+// stored nothing. Any other error is transient from the caller's point of
+// view (the adapter has already retried what it sensibly can).
 type Bucket interface {
 	Put(ctx context.Context, key string, body []byte) error
 	GetRange(ctx context.Context, key string, off, length int64) ([]byte, error)
@@ -50,6 +52,7 @@ var (
 	ErrAlreadyExists = errors.New("object already exists")
 	ErrInvalidRange  = errors.New("invalid range")
 	ErrInvalidKey    = errors.New("invalid object key")
+	ErrRefused       = errors.New("refused by the object store")
 )
 
 // MaxKeyLen is the longest key every backend accepts (S3 allows 1024 bytes).

@@ -268,7 +268,9 @@ func (t *Table) apply(batch []*writeReq) {
 	})
 	for i, r := range batch {
 		if err != nil {
-			results[i] = fmt.Errorf("bolttable: commit: %w", err)
+			// bbolt rolled the group back: nothing was applied, and the
+			// next try meets the same disk (full, read-only).
+			results[i] = fmt.Errorf("%w: bolttable: commit: %w", offsets.ErrRefused, err)
 		}
 		r.resp <- results[i]
 	}

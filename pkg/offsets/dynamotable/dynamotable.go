@@ -18,7 +18,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"strconv"
 	"time"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/streambed/streambed/internal/awsconf"
 	"github.com/streambed/streambed/pkg/offsets"
+	"github.com/streambed/streambed/pkg/retry"
 )
 
 // API is the part of the DynamoDB client the table uses.
@@ -170,17 +170,11 @@ func (t *Table) Get(ctx context.Context, keys ...offsets.Key) ([]offsets.Item, e
 	return out, nil
 }
 
-func sleep(ctx context.Context, attempt int) error {
-	d := time.Duration(math.Min(float64(10*time.Millisecond)*math.Pow(2, float64(attempt)), float64(2*time.Second)))
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// unprocessedRetry paces re-asking for keys BatchGetItem left unprocessed
+// (its throttling answer).
+var unprocessedRetry = retry.Policy{Base: 10 * time.Millisecond, Max: time.Second}
+
+func sleep(ctx context.Context, attempt int) error { return unprocessedRetry.Sleep(ctx, attempt+1) }
 
 func (t *Table) Query(ctx context.Context, pk string, r offsets.Range, limit int) ([]offsets.Item, bool, error) {
 	in := &dynamodb.QueryInput{
@@ -351,6 +345,8 @@ func mapTxErr(err error, ops []offsets.Op) error {
 			conflict = true
 		case "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded":
 			throttled = true
+		case "ValidationError", "ItemCollectionSizeLimitExceeded":
+			return fmt.Errorf("%w: op %d: %v", offsets.ErrRefused, i, err)
 		}
 	}
 	switch {
@@ -374,6 +370,28 @@ func mapErr(err error) error {
 		case "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded":
 			return fmt.Errorf("%w: %v", offsets.ErrThrottled, err)
 		}
+		if terminal[ae.ErrorCode()] {
+			return fmt.Errorf("%w: %v", offsets.ErrRefused, err)
+		}
 	}
-	return fmt.Errorf("dynamotable: %w", err)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("dynamotable: %w", err)
+	}
+	// The SDK spent its retries on a transient failure: unavailable (for
+	// a write, with an unknown outcome).
+	return fmt.Errorf("%w: dynamotable: %w", offsets.ErrUnavailable, err)
+}
+
+// terminal are the error codes no retry can fix: the request is malformed
+// or over a limit, the table is missing, or the caller may not use it.
+// The SDK does not retry them either, so they fail at once.
+var terminal = map[string]bool{
+	"ValidationException":                      true,
+	"ResourceNotFoundException":                true,
+	"AccessDeniedException":                    true,
+	"UnrecognizedClientException":              true,
+	"MissingAuthenticationTokenException":      true,
+	"InvalidSignatureException":                true,
+	"ItemCollectionSizeLimitExceededException": true,
+	"SerializationException":                   true,
 }

@@ -94,6 +94,11 @@ func TestErrorMapping(t *testing.T) {
 		{"tx conflict", 400, `{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled","CancellationReasons":[{"Code":"TransactionConflict"},{"Code":"None"}]}`, two, offsets.ErrConflict, 0, 1},
 		{"throttled after retries", 400, `{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"Rate exceeded"}`, two[:1], offsets.ErrThrottled, 0, 3},
 		{"throttling exception", 400, `{"__type":"com.amazon.coral.availability#ThrottlingException","message":"Rate exceeded"}`, two, offsets.ErrThrottled, 0, 3},
+		// Errors no retry can fix fail at once, at every layer.
+		{"validation", 400, `{"__type":"com.amazon.coral.validate#ValidationException","message":"Item size has exceeded the maximum allowed size"}`, two[:1], offsets.ErrRefused, 0, 1},
+		{"missing table", 400, `{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"Requested resource not found"}`, two, offsets.ErrRefused, 0, 1},
+		{"access denied", 400, `{"__type":"com.amazon.coral.service#AccessDeniedException","message":"not authorized to perform: dynamodb:TransactWriteItems"}`, two, offsets.ErrRefused, 0, 1},
+		{"tx validation reason", 400, `{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled","CancellationReasons":[{"Code":"None"},{"Code":"ValidationError","Message":"Item size to update has exceeded the maximum allowed size"}]}`, two, offsets.ErrRefused, 0, 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -110,6 +115,37 @@ func TestErrorMapping(t *testing.T) {
 				t.Fatalf("%d calls, want %d (throttling is retried by the SDK first)", calls.Load(), c.calls)
 			}
 		})
+	}
+}
+
+// TestRefusalFailsTheStoreAtOnce: the Store's race loop does not retry a
+// refusal either: one call, and the error says so.
+func TestRefusalFailsTheStoreAtOnce(t *testing.T) {
+	tb, calls := fakeDynamo(t, 400, `{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"Requested resource not found"}`)
+	start := time.Now()
+	_, err := offsets.New(tb).CreateTopic(context.Background(), "t", 1, offsets.DefaultTopicConfig())
+	if !errors.Is(err, offsets.ErrRefused) || calls.Load() != 1 {
+		t.Fatalf("err %v after %d calls", err, calls.Load())
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("took %s", d)
+	}
+}
+
+// TestCommitCallsAreBounded: with DynamoDB failing every call with a
+// retryable error, one commit makes at most the Store's attempts times the
+// SDK's attempts calls (the two layers share one policy, so their budgets
+// multiply to a known bound rather than 30 x 10).
+func TestCommitCallsAreBounded(t *testing.T) {
+	tb, calls := fakeDynamo(t, 500, `{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"Internal server error"}`)
+	s := offsets.New(tb, offsets.WithRetry(4, time.Millisecond, 2*time.Millisecond))
+	tp := offsets.Topic{Name: "t", ID: "id", Partitions: 1, Config: offsets.DefaultTopicConfig()}
+	res, err := s.Commit(context.Background(), tp, offsets.ObjectMeta{Key: "l0/x", Size: 1}, []offsets.Append{{Records: 1, Length: 1, ExpectedOffset: -1}})
+	if err != nil || !errors.Is(res[0].Err, offsets.ErrUnavailable) {
+		t.Fatalf("commit: %v %+v", err, res)
+	}
+	if n := calls.Load(); n > 4*3 {
+		t.Fatalf("%d calls for one commit, bound is %d", n, 4*3)
 	}
 }
 

@@ -91,19 +91,19 @@ func (b *Bucket) Put(ctx context.Context, key string, body []byte) error {
 	}
 	tmp, err := os.CreateTemp(filepath.Join(b.root, tmpDir), "put-*")
 	if err != nil {
-		return fmt.Errorf("fsbucket: %w", err)
+		return b.fail(key, err)
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(body); err != nil {
 		tmp.Close()
-		return fmt.Errorf("fsbucket: write %s: %w", key, err)
+		return b.fail(key, err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("fsbucket: sync %s: %w", key, err)
+		return b.fail(key, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("fsbucket: %w", err)
+		return b.fail(key, err)
 	}
 	// A concurrent Delete may remove the (empty) parent directory between
 	// MkdirAll and Link; retry a few times.
@@ -131,6 +131,18 @@ func (b *Bucket) Put(ctx context.Context, key string, body []byte) error {
 func (b *Bucket) pathErr(key string, err error) error {
 	if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENAMETOOLONG) {
 		return fmt.Errorf("%w %q: %v", segments.ErrInvalidKey, key, err)
+	}
+	return b.fail(key, err)
+}
+
+// fail wraps an I/O error, marking those no retry can fix now (a full or
+// read-only disk, no permission) as refusals. The cause stays in the chain
+// (errors.Is(err, syscall.ENOSPC) works).
+func (b *Bucket) fail(key string, err error) error {
+	for _, e := range []error{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EACCES, syscall.EPERM} {
+		if errors.Is(err, e) {
+			return fmt.Errorf("%w: fsbucket: %s: %w", segments.ErrRefused, key, err)
+		}
 	}
 	return fmt.Errorf("fsbucket: %s: %w", key, err)
 }

@@ -217,6 +217,9 @@ func (b *Bucket) mapErr(op, key string, err error) error {
 			sentinel = segments.ErrNotFound
 		case "InvalidRange":
 			sentinel = segments.ErrInvalidRange
+		case "AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidBucketName",
+			"EntityTooLarge", "AllAccessDisabled", "AccountProblem", "InvalidObjectState", "KMS.DisabledException":
+			sentinel = segments.ErrRefused
 		}
 	}
 	var re *awshttp.ResponseError
