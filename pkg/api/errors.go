@@ -33,6 +33,7 @@ const (
 	CodeStaleMemberEpoch     Code = "stale_member_epoch"
 	CodePartitionNotAssigned Code = "partition_not_assigned"
 	CodeGroupNotEmpty        Code = "group_not_empty"
+	CodeIdempotencyKeyReused Code = "idempotency_key_reused"
 	CodeUnauthenticated      Code = "unauthenticated"
 	CodeForbidden            Code = "forbidden"
 	CodeThrottled            Code = "throttled"
@@ -87,6 +88,9 @@ var Catalog = map[Code]CodeInfo{
 	CodeStaleMemberEpoch:     {http.StatusConflict, false, "Stale member epoch"},
 	CodePartitionNotAssigned: {http.StatusConflict, false, "Partition not assigned"},
 	CodeGroupNotEmpty:        {http.StatusConflict, false, "Group not empty"},
+	// IdempotencyKeyReused: the key was first used with other records (by
+	// this principal, on this topic, within its lifetime). Nothing stored.
+	CodeIdempotencyKeyReused: {http.StatusUnprocessableEntity, false, "Idempotency-Key reused"},
 	CodeUnauthenticated:      {http.StatusUnauthorized, false, "Authentication required"},
 	CodeForbidden:            {http.StatusForbidden, false, "Forbidden"},
 	// Throttled: a rate limit or the storage's throughput; retry after a

@@ -3,10 +3,11 @@ package broker
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	mrand "math/rand/v2"
 	"slices"
 	"strconv"
@@ -41,8 +42,12 @@ type ProduceRecord struct {
 // ProduceOptions tune a topic-level produce.
 type ProduceOptions struct {
 	// IdempotencyKey makes retries of the same request (same key, same
-	// records) return the original offsets instead of appending again.
+	// records) return the original offsets instead of appending again; the
+	// same key with other records is refused (ErrIdempotencyKeyReused).
+	// Keys are scoped to Principal and the topic.
 	IdempotencyKey string
+	// Principal is the authenticated caller ("" without authentication).
+	Principal string
 	// Producer makes the request an idempotent producer's (KIP-98), as a
 	// Kafka ProduceRequest: every record names its partition, and each
 	// partition's batch starts at its base sequence.
@@ -90,10 +95,30 @@ func (b *Broker) Produce(ctx context.Context, topic string, recs []ProduceRecord
 		}
 	}
 	now := b.now()
-	sticky := int32(mrand.N(int(t.Partitions)))
+	nParts := t.Partitions
+	sticky := int32(mrand.N(int(nParts)))
+	var idem *offsets.Idempotent
+	var prior offsets.IdemRecord
 	if opt.IdempotencyKey != "" {
+		ref, err := b.store.IdempotencyRef(ctx, opt.Principal, t.ID, opt.IdempotencyKey)
+		if err != nil {
+			return nil, err
+		}
+		idem = &offsets.Idempotent{Ref: ref, Digest: requestDigest(recs), Partitions: nParts}
+		var found bool
+		if prior, found, err = b.store.LookupIdempotency(ctx, ref); err != nil {
+			return nil, err
+		}
+		if found {
+			if prior.Digest != idem.Digest {
+				return nil, fmt.Errorf("%w: Idempotency-Key %q was first used with other records; use a new key for a new request", offsets.ErrIdempotencyKeyReused, opt.IdempotencyKey)
+			}
+			// Partition as the first attempt did, even if the topic grew since.
+			idem.Partitions = min(prior.Partitions, t.Partitions)
+			nParts = idem.Partitions
+		}
 		// Deterministic, so a retry puts unkeyed records where they went before.
-		sticky = int32(idempotencyHash(opt.IdempotencyKey) % uint64(t.Partitions))
+		sticky = int32(ref.Hash() % uint64(nParts))
 	}
 	byPart := map[int32][]int{}
 	stamped := make([]segments.Record, len(recs))
@@ -108,7 +133,7 @@ func (b *Broker) Produce(ctx context.Context, topic string, recs []ProduceRecord
 		p := r.Partition
 		switch {
 		case p == NoPartition && r.Key != nil:
-			p = kafkahash.Partition(r.Key, t.Partitions)
+			p = kafkahash.Partition(r.Key, nParts)
 		case p == NoPartition:
 			p = sticky
 		case p < 0 || p >= t.Partitions:
@@ -133,12 +158,16 @@ func (b *Broker) Produce(ctx context.Context, topic string, recs []ProduceRecord
 			batch[j] = stamped[ri]
 		}
 		batches[i] = partBatch{partition: p, recs: batch, expectedOffset: -1}
-		switch {
-		case opt.IdempotencyKey != "":
-			batches[i].producer = &offsets.ProducerID{ID: idempotencyProducerID(opt.IdempotencyKey)}
-		case opt.Producer != nil:
+		if opt.Producer != nil {
 			batches[i].producer = &offsets.ProducerID{ID: opt.Producer.ID, Epoch: opt.Producer.Epoch, FirstSeq: opt.Producer.BaseSequences[p]}
 		}
+	}
+	if idem != nil {
+		res, err := b.appendIdempotent(ctx, t, batches, idem, prior)
+		if err != nil {
+			return nil, err
+		}
+		return b.produceResults(recs, parts, byPart, stamped, res), nil
 	}
 	if opt.Producer != nil {
 		keys, firsts := make([]seqKey, len(parts)), make([]int32, len(parts))
@@ -166,6 +195,72 @@ func (b *Broker) Produce(ctx context.Context, topic string, recs []ProduceRecord
 		return nil, err
 	}
 	return b.produceResults(recs, parts, byPart, stamped, res), nil
+}
+
+// appendIdempotent commits the batches of an Idempotency-Key request that
+// an earlier attempt did not, answering the others with the offsets it
+// got.
+func (b *Broker) appendIdempotent(ctx context.Context, t offsets.Topic, batches []partBatch, idem *offsets.Idempotent, prior offsets.IdemRecord) ([]offsets.AppendResult, error) {
+	res := make([]offsets.AppendResult, len(batches))
+	var todo []partBatch
+	var at []int
+	for i, pb := range batches {
+		if d, ok := priorDone(prior, pb.partition); ok {
+			res[i] = offsets.AppendResult{Partition: pb.partition, Base: d.Base, Last: d.Last, LogEnd: d.Last + 1, Duplicate: true}
+			continue
+		}
+		todo = append(todo, pb)
+		at = append(at, i)
+	}
+	if len(todo) == 0 {
+		return res, nil
+	}
+	got, err := b.appendObjectWith(ctx, t, todo, idem)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range at {
+		res[i] = got[j]
+	}
+	return res, nil
+}
+
+func priorDone(r offsets.IdemRecord, p int32) (offsets.IdemPart, bool) {
+	for _, d := range r.Done {
+		if d.Partition == p {
+			return d, true
+		}
+	}
+	return offsets.IdemPart{}, false
+}
+
+// requestDigest identifies a request's content: its records as sent
+// (before the broker stamps timestamps), in order.
+func requestDigest(recs []ProduceRecord) string {
+	h := sha256.New()
+	var buf []byte
+	bytesField := func(b []byte) {
+		if b == nil {
+			buf = binary.AppendVarint(buf, -1)
+			return
+		}
+		buf = binary.AppendVarint(buf, int64(len(b)))
+		buf = append(buf, b...)
+	}
+	for _, r := range recs {
+		buf = buf[:0]
+		buf = binary.AppendVarint(buf, int64(r.Partition))
+		buf = binary.AppendVarint(buf, r.Timestamp)
+		bytesField(r.Key)
+		bytesField(r.Value)
+		buf = binary.AppendVarint(buf, int64(len(r.Headers)))
+		for _, hd := range r.Headers {
+			bytesField([]byte(hd.Key))
+			bytesField(hd.Value)
+		}
+		h.Write(buf)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // produceResults maps per-partition commit results to the records.
@@ -325,6 +420,10 @@ type partBatch struct {
 // appendObject encodes one batch per partition into one object, uploads it
 // create-only, and commits it. Results are in the order of batches.
 func (b *Broker) appendObject(ctx context.Context, t offsets.Topic, batches []partBatch) ([]offsets.AppendResult, error) {
+	return b.appendObjectWith(ctx, t, batches, nil)
+}
+
+func (b *Broker) appendObjectWith(ctx context.Context, t offsets.Topic, batches []partBatch, idem *offsets.Idempotent) ([]offsets.AppendResult, error) {
 	size := 0
 	for _, pb := range batches {
 		size += segments.EstimateBatchSize(pb.recs)
@@ -365,7 +464,7 @@ func (b *Broker) appendObject(ctx context.Context, t offsets.Topic, batches []pa
 		return nil, fmt.Errorf("%w: %w", ErrNotCommitted, err)
 	}
 	unlock := b.lockPartitions(t.ID, parts)
-	cr, err := b.store.CommitObject(ctx, t, offsets.ObjectMeta{Key: key, Size: int64(len(obj)), Uploaded: uploaded}, appends)
+	cr, err := b.store.CommitObject(ctx, t, offsets.ObjectMeta{Key: key, Size: int64(len(obj)), Uploaded: uploaded}, appends, idem)
 	unlock()
 	if cr.Unreferenced {
 		// No write that could point at the object was sent: remove it now
@@ -424,18 +523,6 @@ func (b *Broker) upload(ctx context.Context, obj []byte) (string, error) {
 		}
 		return "", fmt.Errorf("%w: upload: %w", ErrObjectStore, err)
 	}
-}
-
-func idempotencyHash(key string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(key))
-	return h.Sum64()
-}
-
-// idempotencyProducerID maps an Idempotency-Key to a producer id in the
-// upper half of the id space, which AllocateProducerID never reaches.
-func idempotencyProducerID(key string) int64 {
-	return int64(1<<62 | idempotencyHash(key)&(1<<62-1))
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

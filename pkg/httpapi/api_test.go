@@ -284,26 +284,31 @@ func TestTopicProduceAndPartialFailure(t *testing.T) {
 	if fmt.Sprint(stripTimestamps(again)) != fmt.Sprint(stripTimestamps(res)) {
 		t.Fatalf("retry with the same Idempotency-Key:\n%v\nfirst:\n%v", again, res)
 	}
-	// The same key with different records: partitions whose batch matches
-	// are duplicates, the rest conflict, so the request partly fails (207).
+	// The same key with different records: refused, nothing stored.
 	changed := append(slices.Clone(recs[:29]), map[string]any{"key": "user-29", "value": "x"}, map[string]any{"key": "user-29", "value": "y"})
-	r := e.do("POST", "/v1/topics/events/records", map[string]any{"records": changed}, "Idempotency-Key", "batch-1")
-	partial := e.want(r, 207)
-	failed := partial["failed_record_count"].(float64)
-	if failed == 0 || failed == 31 {
-		t.Fatalf("failed %v of 31, want some", failed)
-	}
-	for _, rr := range partial["results"].([]any) {
-		if er, ok := rr.(map[string]any)["error"]; ok && er.(map[string]any)["code"] != "out_of_order_sequence" {
-			t.Fatalf("per-record error %v", er)
+	e.want(e.do("POST", "/v1/topics/events/records", map[string]any{"records": changed}, "Idempotency-Key", "batch-1"), 422, "idempotency_key_reused")
+	countStored := func() float64 {
+		total := 0.0
+		for _, p := range e.want(e.do("GET", "/v1/topics/events/partitions", nil), 200)["partitions"].([]any) {
+			total += p.(map[string]any)["log_end_offset"].(float64)
 		}
+		return total
 	}
-	total := 0.0
-	for _, p := range e.want(e.do("GET", "/v1/topics/events/partitions", nil), 200)["partitions"].([]any) {
-		total += p.(map[string]any)["log_end_offset"].(float64)
+	if n := countStored(); n != 30 {
+		t.Fatalf("%v records stored, want 30", n)
 	}
-	if total != 30 {
-		t.Fatalf("%v records stored, want 30", total)
+	// A partial failure: an idempotent producer whose sequence on one
+	// partition has a gap. That partition fails, the other commits (207).
+	pid := e.want(e.do("POST", "/v1/producers", nil), 201)["producer_id"]
+	two := []any{map[string]any{"value": "a", "partition": 0}, map[string]any{"value": "b", "partition": 1}}
+	partial := e.want(e.do("POST", "/v1/topics/events/records", map[string]any{"records": two, "producer": map[string]any{"id": pid, "epoch": 0}, "base_sequences": map[string]any{"0": 0, "1": 5}}), 207)
+	res0 := partial["results"].([]any)[0].(map[string]any)
+	res1 := partial["results"].([]any)[1].(map[string]any)
+	if partial["failed_record_count"] != 1.0 || res0["offset"] == nil || res1["error"].(map[string]any)["code"] != "out_of_order_sequence" {
+		t.Fatalf("partial failure: %v", partial)
+	}
+	if n := countStored(); n != 31 {
+		t.Fatalf("%v records stored, want 31", n)
 	}
 }
 

@@ -133,3 +133,9 @@ func (s *Server) forbid(w http.ResponseWriter, r *http.Request, id auth.Identity
 	}
 	s.problem(w, r, api.NewProblem(api.CodeForbidden, fmt.Sprintf("principal %s may not %s on %s", id.Principal, op, what)))
 }
+
+// principal names the authenticated caller ("" without authentication).
+func principal(r *http.Request) string {
+	id, _ := r.Context().Value(identityKey{}).(auth.Identity)
+	return id.Principal
+}

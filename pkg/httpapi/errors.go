@@ -41,6 +41,7 @@ var sentinels = []struct {
 	{offsets.ErrStaleMemberEpoch, api.CodeStaleMemberEpoch},
 	{offsets.ErrPartitionNotAssigned, api.CodePartitionNotAssigned},
 	{offsets.ErrGroupNotEmpty, api.CodeGroupNotEmpty},
+	{offsets.ErrIdempotencyKeyReused, api.CodeIdempotencyKeyReused},
 	{offsets.ErrInvalid, api.CodeInvalidRequest},
 	{offsets.ErrThrottled, api.CodeThrottled},
 	{offsets.ErrUnavailable, api.CodeUnavailable},

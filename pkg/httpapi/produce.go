@@ -59,7 +59,7 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, p)
 		return
 	}
-	opt := broker.ProduceOptions{IdempotencyKey: key}
+	opt := broker.ProduceOptions{IdempotencyKey: key, Principal: principal(r)}
 	if in.Producer != nil {
 		opt.Producer = &broker.ProducerSession{ID: in.Producer.ID, Epoch: in.Producer.Epoch, BaseSequences: map[int32]int32{}}
 		for k, seq := range in.BaseSequences {

@@ -79,7 +79,7 @@ type AppendResult struct {
 // The returned error is for the request as a whole (a canceled context);
 // per-partition outcomes are in the results, in the order of appends.
 func (s *Store) Commit(ctx context.Context, t Topic, obj ObjectMeta, appends []Append) ([]AppendResult, error) {
-	r, err := s.CommitObject(ctx, t, obj, appends)
+	r, err := s.CommitObject(ctx, t, obj, appends, nil)
 	return r.Results, err
 }
 
@@ -96,8 +96,11 @@ type CommitResult struct {
 }
 
 // CommitObject is Commit, also reporting whether the object may be
-// referenced.
-func (s *Store) CommitObject(ctx context.Context, t Topic, obj ObjectMeta, appends []Append) (CommitResult, error) {
+// referenced. With idem, the commit is (part of) an Idempotency-Key
+// request: partitions it already committed answer as duplicates, and a
+// record of the key with other content fails every append with
+// ErrIdempotencyKeyReused.
+func (s *Store) CommitObject(ctx context.Context, t Topic, obj ObjectMeta, appends []Append, idem *Idempotent) (CommitResult, error) {
 	res := make([]AppendResult, len(appends))
 	pending := make([]int, 0, len(appends))
 	seen := make(map[int32]bool, len(appends))
@@ -118,7 +121,7 @@ func (s *Store) CommitObject(ctx context.Context, t Topic, obj ObjectMeta, appen
 	if obj.Key == "" {
 		return CommitResult{Unreferenced: true}, invalidf("commit without an object key")
 	}
-	c := &commit{s: s, t: t, obj: obj, appends: appends, res: res, attempted: map[int][]Key{}}
+	c := &commit{s: s, t: t, obj: obj, appends: appends, res: res, attempted: map[int][]Key{}, idem: idem}
 	err := s.loop(ctx, "commit", func() (bool, error) {
 		if err := s.checkAge(obj); err != nil {
 			return false, err
@@ -157,6 +160,7 @@ type commit struct {
 	attempted map[int][]Key
 	// wrote is set once a write referencing the object has been sent.
 	wrote bool
+	idem  *Idempotent
 }
 
 // opsPerAppend is the items one partition needs in a transaction: head,
@@ -167,8 +171,11 @@ const opsPerAppend = 3
 // and writes the accepted ones in as few transactions as fit. It returns
 // the appends still pending.
 func (c *commit) attempt(ctx context.Context, pending []int) ([]int, error) {
-	keys := make([]Key, 0, 3*len(pending)+1)
+	keys := make([]Key, 0, 3*len(pending)+2)
 	keys = append(keys, refKey(c.obj.Key))
+	if c.idem != nil {
+		keys = append(keys, c.idem.Ref.key)
+	}
 	for _, i := range pending {
 		a := c.appends[i]
 		keys = append(keys, headKey(c.t.ID, a.Partition))
@@ -193,15 +200,33 @@ func (c *commit) attempt(ctx context.Context, pending []int) ([]int, error) {
 		}
 	}
 
+	idem, err := c.readIdem(byKey)
+	if err != nil {
+		return pending, err
+	}
+	if idem != nil && idem.rec.Digest != c.idem.Digest {
+		for _, i := range pending {
+			c.res[i].Err = fmt.Errorf("%w: the key's first request had other records", ErrIdempotencyKeyReused)
+		}
+		return nil, nil
+	}
+
 	now := c.s.now()
 	type accepted struct {
 		i   int
 		ops []Op
+		r   AppendResult
 	}
 	var acc []accepted
 	var still []int
 	for _, i := range pending {
 		a := c.appends[i]
+		if idem != nil {
+			if d, ok := idem.rec.done(a.Partition); ok {
+				c.res[i] = AppendResult{Partition: a.Partition, Base: d.Base, Last: d.Last, LogEnd: d.Last + 1, Duplicate: true}
+				continue
+			}
+		}
 		// Did an earlier, ambiguous attempt commit this partition?
 		if e, ok, err := c.landed(i, byKey); err != nil {
 			return pending, err
@@ -220,7 +245,7 @@ func (c *commit) attempt(ctx context.Context, pending []int) ([]int, error) {
 		if !slices.Contains(c.attempted[i], ops[1].Key) {
 			c.attempted[i] = append(c.attempted[i], ops[1].Key)
 		}
-		acc = append(acc, accepted{i, ops})
+		acc = append(acc, accepted{i, ops, r})
 	}
 	if len(acc) == 0 {
 		return nil, nil
@@ -228,7 +253,7 @@ func (c *commit) attempt(ctx context.Context, pending []int) ([]int, error) {
 
 	// Group partitions into transactions; each carries the object-ref update
 	// for the entries it adds.
-	perTx := (MaxWriteOps - 1) / opsPerAppend
+	perTx := (MaxWriteOps - 2) / opsPerAppend
 	refVersion := refItem.Version
 	var firstErr error
 	for start := 0; start < len(acc); start += perTx {
@@ -242,6 +267,13 @@ func (c *commit) attempt(ctx context.Context, pending []int) ([]int, error) {
 			ref.Size, ref.CreatedMs = c.obj.Size, now.UnixMilli()
 		}
 		w.put(refKey(c.obj.Key), refVersion, &ref)
+		if idem != nil {
+			var added []IdemPart
+			for _, a := range chunk {
+				added = append(added, IdemPart{Partition: a.r.Partition, Base: a.r.Base, Last: a.r.Last})
+			}
+			w.ops = append(w.ops, c.idemOp(idem, added))
+		}
 		c.wrote = true
 		err := c.s.t.Write(ctx, w.ops...)
 		if err != nil {
@@ -254,6 +286,9 @@ func (c *commit) attempt(ctx context.Context, pending []int) ([]int, error) {
 			break
 		}
 		refVersion++
+		if idem != nil {
+			idem.version++
+		}
 		for _, a := range chunk {
 			ap := c.appends[a.i]
 			var e IndexEntry

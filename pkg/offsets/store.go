@@ -5,7 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-		"time"
+	"sync"
+	"time"
 
 	"github.com/streambed/streambed/pkg/retry"
 )
@@ -21,6 +22,9 @@ type Store struct {
 	log          *slog.Logger
 	retry        retry.Policy
 	producerTTL  time.Duration
+	idemTTL      time.Duration
+	idemMu       sync.Mutex
+	idemSecret   []byte
 	gcGrace      time.Duration
 	maxCommitAge time.Duration
 }
@@ -63,6 +67,7 @@ func New(t Table, opts ...Option) *Store {
 		log:          slog.New(slog.DiscardHandler),
 		retry:        retry.Policy{Attempts: 12, Base: 4 * time.Millisecond, Max: 400 * time.Millisecond},
 		producerTTL:  7 * 24 * time.Hour,
+		idemTTL:      24 * time.Hour,
 		gcGrace:      time.Hour,
 		maxCommitAge: 15 * time.Minute,
 	}
