@@ -34,6 +34,7 @@ const (
 	CodePartitionNotAssigned Code = "partition_not_assigned"
 	CodeGroupNotEmpty        Code = "group_not_empty"
 	CodeIdempotencyKeyReused Code = "idempotency_key_reused"
+	CodeStalePartitionCount  Code = "stale_partition_count"
 	CodeUnauthenticated      Code = "unauthenticated"
 	CodeForbidden            Code = "forbidden"
 	CodeThrottled            Code = "throttled"
@@ -91,8 +92,12 @@ var Catalog = map[Code]CodeInfo{
 	// IdempotencyKeyReused: the key was first used with other records (by
 	// this principal, on this topic, within its lifetime). Nothing stored.
 	CodeIdempotencyKeyReused: {http.StatusUnprocessableEntity, false, "Idempotency-Key reused"},
-	CodeUnauthenticated:      {http.StatusUnauthorized, false, "Authentication required"},
-	CodeForbidden:            {http.StatusForbidden, false, "Forbidden"},
+	// StalePartitionCount: records were partitioned by key for fewer
+	// partitions than the topic has now (it grew during the request, more
+	// than once). Nothing was written for them; send them again.
+	CodeStalePartitionCount: {http.StatusConflict, true, "Partition count changed"},
+	CodeUnauthenticated:     {http.StatusUnauthorized, false, "Authentication required"},
+	CodeForbidden:           {http.StatusForbidden, false, "Forbidden"},
 	// Throttled: a rate limit or the storage's throughput; retry after a
 	// pause (Retry-After when given).
 	CodeThrottled: {http.StatusTooManyRequests, true, "Throttled"},

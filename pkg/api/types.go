@@ -142,6 +142,10 @@ type RecordResult struct {
 type ProduceResponse struct {
 	FailedRecordCount int            `json:"failed_record_count"`
 	Results           []RecordResult `json:"results"`
+	// PartitionCount is the topic's partition count as the broker knows it
+	// after the request: clients that partition by key themselves switch
+	// to it when it grew (Kafka clients learn it from metadata).
+	PartitionCount int32 `json:"partition_count,omitempty"`
 }
 
 // ProducerRef identifies an idempotent producer's batch.

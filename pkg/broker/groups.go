@@ -51,6 +51,9 @@ type HeartbeatResult struct {
 	MemberEpoch       int32
 	HeartbeatInterval time.Duration
 	Assignment        []offsets.TopicPartitions
+	// FirstCounts: partitions at or above these indexes were added after
+	// the group subscribed to the topic (they start at the earliest offset).
+	FirstCounts map[string]int32
 }
 
 func (b *Broker) validateHeartbeat(h *Heartbeat) error {
@@ -183,6 +186,7 @@ func cloneMeta(m offsets.GroupMeta) offsets.GroupMeta {
 		c.Members[id] = &x
 	}
 	c.PartitionCounts = maps.Clone(m.PartitionCounts)
+	c.FirstCounts = maps.Clone(m.FirstCounts)
 	return c
 }
 
@@ -287,6 +291,15 @@ func decideHeartbeat(g offsets.Group, h Heartbeat, topics map[string]offsets.Top
 			counts[t] = topics[t].Partitions
 		}
 	}
+	for t, n := range counts {
+		if _, ok := meta.FirstCounts[t]; !ok && n > 0 {
+			if meta.FirstCounts == nil {
+				meta.FirstCounts = map[string]int32{}
+			}
+			meta.FirstCounts[t] = n
+			changed = true
+		}
+	}
 	if !maps.Equal(counts, meta.PartitionCounts) {
 		if len(meta.PartitionCounts) > 0 || len(counts) > 0 {
 			meta.Epoch++
@@ -345,6 +358,7 @@ func decideHeartbeat(g offsets.Group, h Heartbeat, topics map[string]offsets.Top
 		})
 		out.MemberEpoch = m.Epoch
 		out.HeartbeatInterval = heartbeatInterval(timeout)
+		out.FirstCounts = meta.FirstCounts
 		out.Assignment = fromTPs(minusTPs(toTPs(m.Owned), revoke))
 		if out.Assignment == nil {
 			out.Assignment = []offsets.TopicPartitions{}
@@ -481,7 +495,11 @@ func (b *Broker) Poll(ctx context.Context, p Poll) (PollResult, error) {
 		if reqs[i].Offset >= 0 {
 			continue
 		}
-		if reqs[i].Offset, err = b.resetOffset(ctx, reqs[i].Topic, reqs[i].Partition, p.AutoOffsetReset); err != nil {
+		policy := p.AutoOffsetReset
+		if first, ok := a.FirstCounts[reqs[i].Topic]; ok && reqs[i].Partition >= first {
+			policy = "earliest" // added after the group subscribed: nothing in it was meant to be skipped
+		}
+		if reqs[i].Offset, err = b.resetOffset(ctx, reqs[i].Topic, reqs[i].Partition, policy); err != nil {
 			return res, err
 		}
 	}

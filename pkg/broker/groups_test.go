@@ -48,6 +48,7 @@ func GroupSuite(t *testing.T, newTable func(t *testing.T) offsets.Table) {
 	t.Run("DeliveryWithAKilledMember", func(t *testing.T) { t.Parallel(); testDelivery(t, newGroupEnv(t, newTable(t))) })
 	t.Run("PartitionIncreaseReachesGroup", func(t *testing.T) { t.Parallel(); testPartitionIncrease(t, newGroupEnv(t, newTable(t))) })
 	t.Run("LeaveAndRejoin", func(t *testing.T) { t.Parallel(); testLeaveRejoin(t, newGroupEnv(t, newTable(t))) })
+	t.Run("NewPartitionsStartAtEarliest", func(t *testing.T) { t.Parallel(); testNewPartitionsEarliest(t, newGroupEnv(t, newTable(t))) })
 	t.Run("LoneMemberRejoinsAfterExpiry", func(t *testing.T) { t.Parallel(); testRejoinAfterExpiry(t, newGroupEnv(t, newTable(t))) })
 	t.Run("ConcurrentHeartbeatsNeverOverlap", func(t *testing.T) { t.Parallel(); testConcurrent(t, newGroupEnv(t, newTable(t))) })
 }
@@ -416,5 +417,49 @@ func testRejoinAfterExpiry(t *testing.T, g *groupEnv) {
 	info, err := g.b.DescribeGroup(g.ctx, "g")
 	if err != nil || len(info.Members) != 0 {
 		t.Fatalf("after leaving: %+v %v", info, err)
+	}
+}
+
+// testNewPartitionsEarliest: a member polling with auto_offset_reset
+// "latest" still reads records written to partitions added after the group
+// subscribed, before the member took them.
+func testNewPartitionsEarliest(t *testing.T, g *groupEnv) {
+	if _, err := g.b.CreateTopic(g.ctx, "t", 2, offsets.DefaultTopicConfig()); err != nil {
+		t.Fatal(err)
+	}
+	poll := func(p *Poll) PollResult {
+		t.Helper()
+		res, err := g.b.Poll(g.ctx, *p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.MemberEpoch, p.Owned, p.Positions = res.MemberEpoch, res.Assignment, res.Positions
+		p.Topics = nil
+		return res
+	}
+	p := &Poll{Heartbeat: Heartbeat{Group: "g", MemberID: "m", Topics: []string{"t"}, SessionTimeout: 10 * time.Second}, AutoOffsetReset: "latest"}
+	for range 3 {
+		poll(p)
+	}
+	n := int32(4)
+	if _, err := g.b.UpdateTopic(g.ctx, "t", &n, nil); err != nil {
+		t.Fatal(err)
+	}
+	for part := int32(2); part < 4; part++ {
+		r := rec("", fmt.Sprintf("early-%d", part))
+		r.Partition = part
+		if _, err := g.b.Produce(g.ctx, "t", []ProduceRecord{r}, ProduceOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	for range 10 {
+		for _, r := range poll(p).Records {
+			seen[string(r.Value)] = true
+		}
+		g.clock.advance(100 * time.Millisecond)
+	}
+	if !seen["early-2"] || !seen["early-3"] {
+		t.Fatalf("records of the new partitions were skipped: saw %v", seen)
 	}
 }

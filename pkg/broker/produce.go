@@ -75,6 +75,11 @@ type RecordResult struct {
 // naming the record and field). Failures at commit time are per partition
 // and reported per record; the returned error is for the request as a
 // whole.
+//
+// Records without a partition are partitioned here, by key with the
+// topic's partition count. If the topic grew meanwhile the commit refuses
+// them (never a key's records on its old partition after its new one), and
+// they are partitioned again with the new count.
 func (b *Broker) Produce(ctx context.Context, topic string, recs []ProduceRecord, opt ProduceOptions) ([]RecordResult, error) {
 	t, err := b.Topic(ctx, topic)
 	if err != nil {
@@ -95,6 +100,24 @@ func (b *Broker) Produce(ctx context.Context, topic string, recs []ProduceRecord
 		}
 	}
 	now := b.now()
+	stamped := make([]segments.Record, len(recs))
+	total := 0
+	for i := range recs {
+		r := recs[i]
+		field := "records[" + strconv.Itoa(i) + "]"
+		if err := b.checkRecord(&t, &r.Record, field, now); err != nil {
+			return nil, err
+		}
+		if p := r.Partition; p != NoPartition && (p < 0 || p >= t.Partitions) {
+			return nil, &FieldError{Field: field + ".partition", Reason: fmt.Sprintf("topic %s has partitions 0..%d, not %d", topic, t.Partitions-1, p), Err: offsets.ErrUnknownPartition}
+		}
+		total += r.Size()
+		stamped[i] = r.Record
+	}
+	if total > b.limits.MaxRequestBytes {
+		return nil, &FieldError{Field: "records", Reason: fmt.Sprintf("records total %d bytes, the limit is %d", total, b.limits.MaxRequestBytes), Err: ErrRecordTooLarge}
+	}
+
 	nParts := t.Partitions
 	sticky := int32(mrand.N(int(nParts)))
 	var idem *offsets.Idempotent
@@ -120,81 +143,147 @@ func (b *Broker) Produce(ctx context.Context, topic string, recs []ProduceRecord
 		// Deterministic, so a retry puts unkeyed records where they went before.
 		sticky = int32(ref.Hash() % uint64(nParts))
 	}
-	byPart := map[int32][]int{}
-	stamped := make([]segments.Record, len(recs))
-	total := 0
-	for i := range recs {
-		r := recs[i]
-		field := "records[" + strconv.Itoa(i) + "]"
-		if err := b.checkRecord(&t, &r.Record, field, now); err != nil {
-			return nil, err
-		}
-		total += r.Size()
-		p := r.Partition
-		switch {
-		case p == NoPartition && r.Key != nil:
-			p = kafkahash.Partition(r.Key, nParts)
-		case p == NoPartition:
-			p = sticky
-		case p < 0 || p >= t.Partitions:
-			return nil, &FieldError{Field: field + ".partition", Reason: fmt.Sprintf("topic %s has partitions 0..%d, not %d", topic, t.Partitions-1, p), Err: offsets.ErrUnknownPartition}
-		}
-		stamped[i] = r.Record
-		byPart[p] = append(byPart[p], i)
-	}
-	if total > b.limits.MaxRequestBytes {
-		return nil, &FieldError{Field: "records", Reason: fmt.Sprintf("records total %d bytes, the limit is %d", total, b.limits.MaxRequestBytes), Err: ErrRecordTooLarge}
-	}
 
-	parts := make([]int32, 0, len(byPart))
-	for p := range byPart {
-		parts = append(parts, p)
-	}
-	slices.Sort(parts)
-	batches := make([]partBatch, len(parts))
-	for i, p := range parts {
-		batch := make([]segments.Record, len(byPart[p]))
-		for j, ri := range byPart[p] {
-			batch[j] = stamped[ri]
-		}
-		batches[i] = partBatch{partition: p, recs: batch, expectedOffset: -1}
-		if opt.Producer != nil {
-			batches[i].producer = &offsets.ProducerID{ID: opt.Producer.ID, Epoch: opt.Producer.Epoch, FirstSeq: opt.Producer.BaseSequences[p]}
-		}
-	}
 	if idem != nil {
-		res, err := b.appendIdempotent(ctx, t, batches, idem, prior)
+		pl := partitionRecords(recs, allIndexes(len(recs)), nParts, sticky, 0)
+		res, err := b.appendIdempotent(ctx, t, pl.batches(stamped, nil), idem, prior)
 		if err != nil {
 			return nil, err
 		}
-		return b.produceResults(recs, parts, byPart, stamped, res), nil
+		return pl.results(make([]RecordResult, len(recs)), stamped, res), nil
 	}
 	if opt.Producer != nil {
-		keys, firsts := make([]seqKey, len(parts)), make([]int32, len(parts))
-		for i, p := range parts {
+		pl := partitionRecords(recs, allIndexes(len(recs)), nParts, sticky, 0)
+		keys, firsts := make([]seqKey, len(pl.parts)), make([]int32, len(pl.parts))
+		for i, p := range pl.parts {
 			keys[i], firsts[i] = seqKey{t.ID, p, opt.Producer.ID, opt.Producer.Epoch}, opt.Producer.BaseSequences[p]
 		}
 		done := b.seqs.enter(ctx, keys, firsts)
 		var committed []int32
 		defer func() { done(committed) }()
-		res, err := b.appendObject(ctx, t, batches)
+		res, err := b.appendObject(ctx, t, pl.batches(stamped, opt.Producer))
 		if err != nil {
 			return nil, err
 		}
-		committed = make([]int32, len(parts))
-		for i, p := range parts {
+		committed = make([]int32, len(pl.parts))
+		for i, p := range pl.parts {
 			committed[i] = -1
 			if res[i].Err == nil {
-				committed[i] = int32((int64(firsts[i]) + int64(len(byPart[p]))) % (1 << 31))
+				committed[i] = int32((int64(firsts[i]) + int64(len(pl.byPart[p]))) % (1 << 31))
 			}
 		}
-		return b.produceResults(recs, parts, byPart, stamped, res), nil
+		return pl.results(make([]RecordResult, len(recs)), stamped, res), nil
 	}
-	res, err := b.appendObject(ctx, t, batches)
-	if err != nil {
-		return nil, err
+
+	// Plain records: partition, commit, and partition again whatever a
+	// partition increase refused.
+	out := make([]RecordResult, len(recs))
+	todo := allIndexes(len(recs))
+	for attempt := 0; ; attempt++ {
+		pl := partitionRecords(recs, todo, nParts, sticky, nParts)
+		res, err := b.appendObject(ctx, t, pl.batches(stamped, nil))
+		if err != nil {
+			if attempt > 0 {
+				// Part of the request is committed already: report per record.
+				for _, i := range todo {
+					out[i] = RecordResult{Partition: NoPartition, Timestamp: stamped[i].Timestamp, Err: err}
+				}
+				return out, nil
+			}
+			return nil, err
+		}
+		pl.results(out, stamped, res)
+		todo = todo[:0]
+		for i, r := range res {
+			if errors.Is(r.Err, offsets.ErrStalePartitionCount) {
+				todo = append(todo, pl.byPart[pl.parts[i]]...)
+			}
+		}
+		if len(todo) == 0 || attempt == 2 {
+			return out, nil
+		}
+		slices.Sort(todo)
+		if t, err = b.refreshTopic(ctx, topic); err != nil {
+			return out, nil // the refused records keep their error
+		}
+		nParts = t.Partitions
+		sticky = int32(mrand.N(int(nParts)))
 	}
-	return b.produceResults(recs, parts, byPart, stamped, res), nil
+}
+
+func allIndexes(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// placement is records (by index) grouped into one batch per partition.
+type placement struct {
+	parts  []int32         // ascending
+	byPart map[int32][]int // record indexes, in request order
+	// keyed marks partitions holding records partitioned by key (their
+	// commit checks the partition count they were partitioned with).
+	keyed map[int32]bool
+	count int32
+}
+
+// partitionRecords places the records at idx: explicit partitions as
+// given, keyed records by Kafka's partitioner over n partitions, the rest
+// on sticky. check > 0 makes keyed batches conditional on the topic still
+// having that many partitions.
+func partitionRecords(recs []ProduceRecord, idx []int, n, sticky, check int32) placement {
+	pl := placement{byPart: map[int32][]int{}, keyed: map[int32]bool{}, count: check}
+	for _, i := range idx {
+		r := recs[i]
+		p := r.Partition
+		switch {
+		case p == NoPartition && r.Key != nil:
+			p = kafkahash.Partition(r.Key, n)
+			pl.keyed[p] = true
+		case p == NoPartition:
+			p = sticky
+		}
+		pl.byPart[p] = append(pl.byPart[p], i)
+	}
+	for p := range pl.byPart {
+		pl.parts = append(pl.parts, p)
+	}
+	slices.Sort(pl.parts)
+	return pl
+}
+
+func (pl placement) batches(stamped []segments.Record, session *ProducerSession) []partBatch {
+	out := make([]partBatch, len(pl.parts))
+	for i, p := range pl.parts {
+		batch := make([]segments.Record, len(pl.byPart[p]))
+		for j, ri := range pl.byPart[p] {
+			batch[j] = stamped[ri]
+		}
+		out[i] = partBatch{partition: p, recs: batch, expectedOffset: -1}
+		if pl.keyed[p] {
+			out[i].partitions = pl.count
+		}
+		if session != nil {
+			out[i].producer = &offsets.ProducerID{ID: session.ID, Epoch: session.Epoch, FirstSeq: session.BaseSequences[p]}
+		}
+	}
+	return out
+}
+
+// results writes per-partition commit results into out, per record.
+func (pl placement) results(out []RecordResult, stamped []segments.Record, res []offsets.AppendResult) []RecordResult {
+	for i, p := range pl.parts {
+		for j, ri := range pl.byPart[p] {
+			r := res[i]
+			out[ri] = RecordResult{Partition: p, Timestamp: stamped[ri].Timestamp, Err: r.Err}
+			if r.Err == nil {
+				out[ri].Offset = r.Base + int64(j)
+			}
+		}
+	}
+	return out
 }
 
 // appendIdempotent commits the batches of an Idempotency-Key request that
@@ -261,21 +350,6 @@ func requestDigest(recs []ProduceRecord) string {
 		h.Write(buf)
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// produceResults maps per-partition commit results to the records.
-func (b *Broker) produceResults(recs []ProduceRecord, parts []int32, byPart map[int32][]int, stamped []segments.Record, res []offsets.AppendResult) []RecordResult {
-	out := make([]RecordResult, len(recs))
-	for i, p := range parts {
-		for j, ri := range byPart[p] {
-			r := res[i]
-			out[ri] = RecordResult{Partition: p, Timestamp: stamped[ri].Timestamp, Err: r.Err}
-			if r.Err == nil {
-				out[ri].Offset = r.Base + int64(j)
-			}
-		}
-	}
-	return out
 }
 
 // checkSession validates an idempotent topic-level produce: records must
@@ -411,6 +485,7 @@ func (b *Broker) checkRecord(t *offsets.Topic, r *segments.Record, field string,
 
 type partBatch struct {
 	partition      int32
+	partitions     int32 // > 0: keyed records partitioned over this many
 	recs           []segments.Record
 	producer       *offsets.ProducerID
 	expectedOffset int64
@@ -450,7 +525,7 @@ func (b *Broker) appendObjectWith(ctx context.Context, t offsets.Topic, batches 
 		appends[i] = offsets.Append{
 			Partition: pb.partition, Offset: s.Offset, Length: s.Length, Records: s.Records,
 			MinTs: s.MinTimestamp, MaxTs: s.MaxTimestamp, Bytes: s.Length,
-			Producer: pb.producer, ExpectedOffset: pb.expectedOffset, FenceToken: pb.fence,
+			Producer: pb.producer, ExpectedOffset: pb.expectedOffset, FenceToken: pb.fence, Partitions: pb.partitions,
 		}
 		parts[i] = pb.partition
 	}
@@ -479,7 +554,9 @@ func (b *Broker) appendObjectWith(ctx context.Context, t offsets.Topic, batches 
 		}
 		return nil, err
 	}
+	grown := false
 	for i, r := range cr.Results {
+		grown = grown || r.Partitions > t.Partitions
 		if cr.Unreferenced && r.Err != nil && offsets.IsRetryable(r.Err) {
 			cr.Results[i].Err = fmt.Errorf("%w: %w", ErrNotCommitted, r.Err)
 		}
@@ -489,6 +566,9 @@ func (b *Broker) appendObjectWith(ctx context.Context, t offsets.Topic, batches 
 		case errors.Is(r.Err, offsets.ErrUnknownTopic):
 			b.forgetTopic(t.Name)
 		}
+	}
+	if grown {
+		b.forgetTopic(t.Name) // the next request reads the new partition count
 	}
 	return cr.Results, nil
 }

@@ -32,6 +32,8 @@ type Producer struct {
 	mu          sync.Mutex
 	changed     chan struct{} // closed and replaced when work completes
 	partitions  int32
+	refreshed   time.Time // when partitions was last read from the topic
+	refreshing  bool
 	maxRecord   int64
 	buf         map[int32][]*pending
 	bufBytes    int // unsealed
@@ -60,6 +62,7 @@ type producerConfig struct {
 	bufferBytes     int
 	idempotent      bool
 	deliveryTimeout time.Duration
+	metadataMaxAge  time.Duration
 	onDelivery      func(Record, Delivery, error)
 }
 
@@ -126,6 +129,21 @@ func WithDeliveryTimeout(d time.Duration) ProducerOption {
 			return errors.New("client: delivery timeout must be positive")
 		}
 		c.deliveryTimeout = d
+		return nil
+	}
+}
+
+// WithMetadataMaxAge bounds how old the producer's idea of the topic's
+// partition count may get before it reads it again (default 30 s, as a
+// bound on Kafka's metadata.max.age.ms). Independently, every answer
+// carries the count, so a producer that is sending learns of a partition
+// increase within one request.
+func WithMetadataMaxAge(d time.Duration) ProducerOption {
+	return func(c *producerConfig) error {
+		if d <= 0 {
+			return errors.New("client: metadata max age must be positive")
+		}
+		c.metadataMaxAge = d
 		return nil
 	}
 }
@@ -206,7 +224,7 @@ var (
 
 // NewProducer returns a Producer for topic, which must exist.
 func (c *Client) NewProducer(ctx context.Context, topic string, opts ...ProducerOption) (*Producer, error) {
-	cfg := producerConfig{linger: 50 * time.Millisecond, batchBytes: 1 << 20, maxInFlight: 5, bufferBytes: 64 << 20, idempotent: true, deliveryTimeout: 2 * time.Minute}
+	cfg := producerConfig{linger: 50 * time.Millisecond, batchBytes: 1 << 20, maxInFlight: 5, bufferBytes: 64 << 20, idempotent: true, deliveryTimeout: 2 * time.Minute, metadataMaxAge: 30 * time.Second}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, err
@@ -218,7 +236,7 @@ func (c *Client) NewProducer(ctx context.Context, topic string, opts ...Producer
 	}
 	p := &Producer{
 		c: c, topic: topic, cfg: cfg, changed: make(chan struct{}),
-		partitions: t.Partitions, maxRecord: 1 << 20, buf: map[int32][]*pending{}, sticky: -1,
+		partitions: t.Partitions, refreshed: time.Now(), maxRecord: 1 << 20, buf: map[int32][]*pending{}, sticky: -1,
 		nextSeq: map[int32]int32{}, nextIdx: map[int32]int64{}, unresolved: map[int32][]*part{},
 		wake: make(chan struct{}, 1), sem: make(chan struct{}, cfg.maxInFlight),
 	}
@@ -277,6 +295,10 @@ func (p *Producer) Produce(ctx context.Context, r Record) *Future {
 		}
 	}
 	defer p.mu.Unlock()
+	if time.Since(p.refreshed) > p.cfg.metadataMaxAge && !p.refreshing {
+		p.refreshing = true
+		go p.refreshMetadata()
+	}
 	part := r.Partition
 	switch {
 	case part >= p.partitions:
@@ -308,6 +330,31 @@ func (p *Producer) Produce(ctx context.Context, r Record) *Future {
 		})
 	}
 	return pe.fut
+}
+
+// refreshMetadata reads the topic's partition count again.
+func (p *Producer) refreshMetadata() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	t, err := p.c.Topic(ctx, p.topic)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refreshing = false
+	if err != nil {
+		return // try again on a later record
+	}
+	p.refreshed = time.Now()
+	p.learnPartitionsLocked(t.Partitions)
+}
+
+// learnPartitionsLocked takes a partition count the broker reported.
+// Counts only grow; records already batched keep their partition, as with
+// Kafka's producer.
+func (p *Producer) learnPartitionsLocked(n int32) {
+	if n > p.partitions {
+		p.partitions = n
+		p.sticky = -1
+	}
 }
 
 // maxRequestRecords is the server's limit of records per request.
@@ -485,6 +532,8 @@ func (p *Producer) send(req []*part) {
 				p.settleErr(pa, &TransportError{Err: err}, behind)
 			}
 		} else {
+			p.learnPartitionsLocked(out.PartitionCount)
+			p.refreshed = time.Now()
 			i := 0
 			for _, pa := range req {
 				results := out.Results[i : i+len(pa.recs)]

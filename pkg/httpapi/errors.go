@@ -42,6 +42,7 @@ var sentinels = []struct {
 	{offsets.ErrPartitionNotAssigned, api.CodePartitionNotAssigned},
 	{offsets.ErrGroupNotEmpty, api.CodeGroupNotEmpty},
 	{offsets.ErrIdempotencyKeyReused, api.CodeIdempotencyKeyReused},
+	{offsets.ErrStalePartitionCount, api.CodeStalePartitionCount},
 	{offsets.ErrInvalid, api.CodeInvalidRequest},
 	{offsets.ErrThrottled, api.CodeThrottled},
 	{offsets.ErrUnavailable, api.CodeUnavailable},

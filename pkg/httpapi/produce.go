@@ -80,6 +80,9 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := api.ProduceResponse{Results: make([]api.RecordResult, len(results))}
+	if t, err := s.b.Topic(r.Context(), name); err == nil {
+		out.PartitionCount = t.Partitions
+	}
 	var firstErr error
 	for i, res := range results {
 		if res.Err != nil {

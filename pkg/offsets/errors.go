@@ -24,6 +24,10 @@ var (
 	ErrStaleMemberEpoch       = errors.New("stale member epoch")
 	ErrPartitionNotAssigned   = errors.New("partition not assigned to the member")
 	ErrGroupNotEmpty          = errors.New("group is not empty")
+	// ErrStalePartitionCount: records were partitioned by key with a
+	// partition count the topic has since grown past. Nothing was
+	// committed; partition them again with the new count.
+	ErrStalePartitionCount = errors.New("the topic has more partitions than the records were partitioned for")
 	// ErrUnavailable: the store could not complete the operation (conflicts
 	// or throttling outlasted the retry budget, or the backend failed). It is
 	// retryable; for a produce nothing was committed.

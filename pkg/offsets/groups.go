@@ -29,7 +29,12 @@ type GroupMeta struct {
 	Assignor        string                  `json:"assignor"`
 	Members         map[string]*GroupMember `json:"members,omitempty"`
 	PartitionCounts map[string]int32        `json:"partition_counts,omitempty"`
-	CreatedMs       int64                   `json:"created_ms"`
+	// FirstCounts is each subscribed topic's partition count when the
+	// group first subscribed to it: partitions added later start at their
+	// earliest offset, so records written to them before a member took
+	// them are not skipped.
+	FirstCounts map[string]int32 `json:"first_counts,omitempty"`
+	CreatedMs   int64            `json:"created_ms"`
 }
 
 // GroupMember is one member's part of the group state.

@@ -114,6 +114,10 @@ type Head struct {
 	MaxTimestamp int64  `json:"max_ts,omitempty"`
 	FenceToken   string `json:"fence,omitempty"`
 	Deleted      bool   `json:"deleted,omitempty"`
+	// Partitions is the topic's partition count as of its last increase
+	// (0 if it never grew): commits of records partitioned by key with a
+	// smaller count are refused (ErrStalePartitionCount).
+	Partitions int32 `json:"parts,omitempty"`
 }
 
 func (h *Head) validate() error {

@@ -50,6 +50,10 @@ type Append struct {
 	ExpectedOffset int64
 	// FenceToken, when non-nil, must equal the partition's fencing token.
 	FenceToken *string
+	// Partitions, when > 0, is the partition count the records were
+	// partitioned with by key: if the topic has grown past it, the append
+	// fails with ErrStalePartitionCount.
+	Partitions int32
 }
 
 // AppendResult is the outcome for one Append. Err is a state error for this
@@ -61,7 +65,10 @@ type AppendResult struct {
 	Last      int64
 	LogEnd    int64
 	Duplicate bool // a retry of an already committed batch: original offsets
-	Err       error
+	// Partitions is the topic's partition count as the commit knew it:
+	// producers that partition by key refresh when it exceeds theirs.
+	Partitions int32
+	Err        error
 }
 
 // Commit makes the slices of an uploaded object visible, atomically per
@@ -223,7 +230,7 @@ func (c *commit) attempt(ctx context.Context, pending []int) ([]int, error) {
 		a := c.appends[i]
 		if idem != nil {
 			if d, ok := idem.rec.done(a.Partition); ok {
-				c.res[i] = AppendResult{Partition: a.Partition, Base: d.Base, Last: d.Last, LogEnd: d.Last + 1, Duplicate: true}
+				c.res[i] = AppendResult{Partition: a.Partition, Base: d.Base, Last: d.Last, LogEnd: d.Last + 1, Duplicate: true, Partitions: c.t.Partitions}
 				continue
 			}
 		}
@@ -231,7 +238,7 @@ func (c *commit) attempt(ctx context.Context, pending []int) ([]int, error) {
 		if e, ok, err := c.landed(i, byKey); err != nil {
 			return pending, err
 		} else if ok {
-			c.res[i] = AppendResult{Partition: a.Partition, Base: e.Base, Last: e.Last, LogEnd: e.Last + 1}
+			c.res[i] = AppendResult{Partition: a.Partition, Base: e.Base, Last: e.Last, LogEnd: e.Last + 1, Partitions: c.t.Partitions}
 			continue
 		}
 		ops, r, err := c.decide(a, byKey, now)
@@ -290,10 +297,7 @@ func (c *commit) attempt(ctx context.Context, pending []int) ([]int, error) {
 			idem.version++
 		}
 		for _, a := range chunk {
-			ap := c.appends[a.i]
-			var e IndexEntry
-			_ = decodeValue(a.ops[1].Value, &e)
-			c.res[a.i] = AppendResult{Partition: ap.Partition, Base: e.Base, Last: e.Last, LogEnd: e.Last + 1}
+			c.res[a.i] = a.r
 		}
 	}
 	if firstErr != nil && !retryable(firstErr) && !errors.Is(firstErr, ErrRefused) {
@@ -337,6 +341,11 @@ func (c *commit) decide(a Append, byKey map[Key]Item, now time.Time) ([]Op, Appe
 		}
 	}
 	r.LogEnd = h.LogEnd
+	r.Partitions = max(h.Partitions, c.t.Partitions)
+	if a.Partitions > 0 && h.Partitions > a.Partitions {
+		r.Err = fmt.Errorf("%w: %s has %d partitions, the records were partitioned for %d", ErrStalePartitionCount, c.t.Name, h.Partitions, a.Partitions)
+		return nil, r, nil
+	}
 	if h.Deleted {
 		r.Err = fmt.Errorf("%w: %s (deleted)", ErrUnknownTopic, c.t.Name)
 		return nil, r, nil
@@ -436,8 +445,6 @@ func checkSequence(ps ProducerState, known bool, p *ProducerID, lastSeq int32, p
 func seqAdd(seq int32, n int64) int32 {
 	return int32((int64(seq) + n) % (math.MaxInt32 + 1))
 }
-
-func decodeValue(b []byte, v validator) error { return decode(Item{Value: b}, v) }
 
 // IsRetryable reports whether an error from the Store is worth retrying.
 func IsRetryable(err error) bool {

@@ -230,17 +230,78 @@ func (s *Store) updateTopic(ctx context.Context, name string, change func(*Topic
 // IncreasePartitions grows a topic to n partitions. Partition counts never
 // shrink (Kafka's rule): a smaller n is ErrInvalid, an equal n a no-op.
 // New partitions start empty; groups see them on their next heartbeat.
+//
+// The existing partitions' heads learn the new count before the topic
+// does, so that once this returns no commit of records partitioned by key
+// with the old count can land (Append.Partitions): a key's records never
+// alternate between its old and its new partition.
 func (s *Store) IncreasePartitions(ctx context.Context, name string, n int32) (Topic, error) {
 	if err := validatePartitions(n); err != nil {
 		return Topic{}, err
 	}
-	return s.updateTopic(ctx, name, func(t *Topic) error {
-		if n < t.Partitions {
-			return invalid("partitions", "topic %s has %d partitions and partition counts cannot shrink (asked for %d)", name, t.Partitions, n)
+	t, err := s.Topic(ctx, name)
+	if err != nil {
+		return Topic{}, err
+	}
+	if n < t.Partitions {
+		return Topic{}, invalid("partitions", "topic %s has %d partitions and partition counts cannot shrink (asked for %d)", name, t.Partitions, n)
+	}
+	if n == t.Partitions {
+		return t, nil
+	}
+	if err := s.raisePartitionCount(ctx, t, n); err != nil {
+		return Topic{}, err
+	}
+	return s.updateTopic(ctx, name, func(cur *Topic) error {
+		if cur.ID != t.ID {
+			return fmt.Errorf("%w: %s was deleted and re-created meanwhile", ErrUnknownTopic, name)
 		}
-		t.Partitions = n
+		if n < cur.Partitions {
+			return invalid("partitions", "topic %s has %d partitions and partition counts cannot shrink (asked for %d)", name, cur.Partitions, n)
+		}
+		cur.Partitions = n
 		return nil
 	})
+}
+
+// raisePartitionCount records n in the heads of t's partitions (never
+// lowering a count a concurrent, larger increase wrote).
+func (s *Store) raisePartitionCount(ctx context.Context, t Topic, n int32) error {
+	for start := int32(0); start < t.Partitions; start += MaxWriteOps {
+		end := min(start+MaxWriteOps, t.Partitions)
+		err := s.loop(ctx, "raise partition count", func() (bool, error) {
+			keys := make([]Key, 0, end-start)
+			for p := start; p < end; p++ {
+				keys = append(keys, headKey(t.ID, p))
+			}
+			items, err := s.getMany(ctx, keys)
+			if err != nil {
+				return false, err
+			}
+			var w tx
+			for _, it := range items {
+				var h Head
+				if it.Exists() {
+					if err := decode(it, &h); err != nil {
+						return false, err
+					}
+				}
+				if h.Partitions >= n || h.Deleted {
+					continue
+				}
+				h.Partitions = n
+				w.put(it.Key, it.Version, &h)
+			}
+			if len(w.ops) == 0 {
+				return true, nil
+			}
+			return true, s.t.Write(ctx, w.ops...)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // AlterTopicConfig replaces a topic's configuration (callers merge partial

@@ -24,6 +24,43 @@ func wantErr(t *testing.T, err, want error) {
 }
 
 var topicCases = map[string]func(*testing.T, *env){
+	"GrowthRefusesStaleKeyedAppends": func(t *testing.T, e *env) {
+		tp := createTopic(t, e, "grow", 4)
+		commitN(t, e, tp, 1, 1) // a head that exists before the increase
+		grown, err := e.store.IncreasePartitions(e.ctx, "grow", 16)
+		must(t, err)
+		keyed := func(partitioned int32, p int32) offsets.AppendResult {
+			a := app(p, 1)
+			a.Partitions = partitioned
+			view := tp // the committer's possibly stale view of the topic
+			if p >= tp.Partitions {
+				view = grown
+			}
+			res, err := e.store.Commit(e.ctx, view, offsets.ObjectMeta{Key: objectKey(), Size: 100}, []offsets.Append{a})
+			must(t, err)
+			return res[0]
+		}
+		// Partitioned by key for 4 (a cache older than the increase):
+		// refused, on a head that existed and on one that did not.
+		for _, p := range []int32{1, 2} {
+			if r := keyed(4, p); !errors.Is(r.Err, offsets.ErrStalePartitionCount) || r.Partitions != 16 {
+				t.Fatalf("partition %d, partitioned for 4: %+v", p, r)
+			}
+		}
+		// For 16, or not by key: accepted, and the count is reported.
+		if r := keyed(16, 1); r.Err != nil || r.Partitions != 16 {
+			t.Fatalf("partitioned for 16: %+v", r)
+		}
+		if r := keyed(0, 2); r.Err != nil {
+			t.Fatalf("not partitioned by key: %+v", r)
+		}
+		if r := keyed(16, 15); r.Err != nil {
+			t.Fatalf("a new partition: %+v", r)
+		}
+		if grown.Partitions != 16 {
+			t.Fatalf("grown %+v", grown)
+		}
+	},
 	"CreateDescribe": func(t *testing.T, e *env) {
 		tp := createTopic(t, e, "orders", 3)
 		if tp.ID == "" || tp.Partitions != 3 || tp.Config.RetentionMs != offsets.DefaultRetention {
