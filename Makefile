@@ -8,6 +8,7 @@ FUZZTIME ?= 10s
 # Packages' tests run in parallel; the machine has few cores and moto is
 # serialized, so keep package parallelism modest.
 TESTFLAGS ?= -race -count=1 -timeout 30m -p 2
+ALONE := ^TestProduceRunsAreSteady$$
 
 .PHONY: chaos chaos-in-stack run build test test-in-stack test-unit localstack-up localstack-down fuzz bench vet fmt lambda tf-check tf-validate
 
@@ -27,9 +28,12 @@ test:
 # moto before it has proven atomic.
 test-in-stack: vet tf-validate
 	$(GO) test -count=1 -run TestEmulatorGate ./localstack/
-	$(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v -e '/localstack$$' -e '/internal/chaos$$')
+	$(GO) test $(TESTFLAGS) -skip '$(ALONE)' $$($(GO) list ./... | grep -v -e '/localstack$$' -e '/internal/chaos$$')
 	# The consistency harness loads moto hard: alone, so it does not slow others' calls into retries.
 	$(GO) test $(TESTFLAGS) ./internal/chaos/
+	# Tests that compare runs' durations with each other: alone and without
+	# the race detector, so neighbours and instrumentation do not skew them.
+	$(GO) test -count=1 -timeout 10m -run '$(ALONE)' ./cmd/streambed/
 
 ## test-unit: only tests that need no services (integration tests skip loudly)
 test-unit:

@@ -201,9 +201,18 @@ func consumeGroup(ctx context.Context, c *client.Client, group, topic, reset str
 			}
 			return err
 		}
-		for _, r := range recs {
+		for i, r := range recs {
 			if !out.print(r) {
-				cs.Seek(client.TopicPartition{Topic: r.Topic, Partition: r.Partition}, r.Offset) // not printed: not committed
+				// Commit exactly what was printed: every partition goes back
+				// to its first record of this poll that was not.
+				unprinted := map[client.TopicPartition]bool{}
+				for _, rest := range recs[i:] {
+					tp := client.TopicPartition{Topic: rest.Topic, Partition: rest.Partition}
+					if !unprinted[tp] {
+						unprinted[tp] = true
+						cs.Seek(tp, rest.Offset)
+					}
+				}
 				return nil
 			}
 		}

@@ -45,6 +45,7 @@ type Producer struct {
 	pid         int64
 	nextSeq     map[int32]int32
 	nextIdx     map[int32]int64
+	acked       map[int32]bool // partitions where a batch of this producer was committed
 	unresolved  map[int32][]*part
 	outstanding int // records not yet delivered or failed
 	fatal       error
@@ -237,7 +238,7 @@ func (c *Client) NewProducer(ctx context.Context, topic string, opts ...Producer
 	p := &Producer{
 		c: c, topic: topic, cfg: cfg, changed: make(chan struct{}),
 		partitions: t.Partitions, refreshed: time.Now(), maxRecord: 1 << 20, buf: map[int32][]*pending{}, sticky: -1,
-		nextSeq: map[int32]int32{}, nextIdx: map[int32]int64{}, unresolved: map[int32][]*part{},
+		nextSeq: map[int32]int32{}, nextIdx: map[int32]int64{}, acked: map[int32]bool{}, unresolved: map[int32][]*part{},
 		wake: make(chan struct{}, 1), sem: make(chan struct{}, cfg.maxInFlight),
 	}
 	if t.Config.MaxRecordBytes != nil {
@@ -402,6 +403,14 @@ func (p *Producer) sealLocked() {
 			// batches succeeded meanwhile: so no batch is sent that far
 			// beyond the oldest unresolved one.
 			if u := p.unresolved[pt]; len(u) > 0 && p.nextIdx[pt]-u[0].idx >= maxUnresolvedParts {
+				p.blocked = true
+				break
+			}
+			// Until the server knows this producer on the partition (its
+			// first batch committed), a second batch could overtake the
+			// first on another connection and be refused as out of order:
+			// the server cannot hold it back for a batch it has not seen.
+			if p.cfg.idempotent && !p.acked[pt] && len(p.unresolved[pt]) > 0 {
 				p.blocked = true
 				break
 			}
@@ -570,6 +579,7 @@ func (p *Producer) settleResults(pa *part, results []api.RecordResult, behind bo
 		}
 		p.complete(pe, d, nil)
 	}
+	p.acked[pa.partition] = true
 	p.resolveLocked(pa)
 }
 
@@ -588,7 +598,10 @@ func (p *Producer) settleErr(pa *part, err error, behind bool) {
 	case time.Since(pa.firstSent) > p.cfg.deliveryTimeout:
 		err = fmt.Errorf("client: delivery timeout (%s) after %d attempts: %w", p.cfg.deliveryTimeout, pa.attempts, err)
 	case isProblem && prob.Code == api.CodeOutOfOrderSequence && earlier:
-		retry = true // an earlier batch of this partition failed first; resend after it
+		// An earlier batch of this partition failed first: resend after
+		// it, without backing off further (it is not this batch's fault).
+		retry = true
+		pa.attempts = max(pa.attempts-1, 1)
 	case p.cfg.idempotent && IsRetryable(err):
 		retry = true // duplicates are detected server-side
 	case !p.cfg.idempotent && IsRetryable(err) && !unknown:
