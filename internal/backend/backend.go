@@ -25,6 +25,10 @@ import (
 // embedded under DataDir.
 type Config struct {
 	DataDir string // embedded default: DataDir/objects and DataDir/metadata.db
+	// MinFreeBytes is the free space the embedded object store leaves on
+	// its disk (default fsbucket.DefaultReserve), so metadata writes and
+	// topic deletions still work when produce is refused as "disk full".
+	MinFreeBytes *uint64
 
 	Bucket      string // S3 bucket (objects on S3 when set)
 	S3Endpoint  string // MinIO / moto / LocalStack
@@ -98,7 +102,11 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		}
 		b.Bucket, b.Objects = s3bucket.New(client, cfg.Bucket), "s3"
 	} else {
-		fb, err := fsbucket.Open(filepath.Join(cfg.DataDir, "objects"))
+		var opts []fsbucket.Option
+		if cfg.MinFreeBytes != nil {
+			opts = append(opts, fsbucket.WithReserve(*cfg.MinFreeBytes))
+		}
+		fb, err := fsbucket.Open(filepath.Join(cfg.DataDir, "objects"), opts...)
 		if err != nil {
 			return nil, err
 		}

@@ -145,10 +145,13 @@ func (c *Compactor) Run(ctx context.Context) (Stats, error) {
 	if dl, ok := ctx.Deadline(); ok && dl.Before(r.deadline) {
 		r.deadline = dl
 	}
+	// Deleted topics first, and their objects at once: on a full disk
+	// that is what frees space, and it must not wait behind merges.
+	r.purgeDeleted(ctx)
+	r.collectGarbage(ctx)
 	if err := r.partitions(ctx); err != nil {
 		return r.stats, err
 	}
-	r.purgeDeleted(ctx)
 	r.collectGarbage(ctx)
 	r.sweepOrphans(ctx)
 	r.stats.DurationMs = c.cfg.Now().Sub(start).Milliseconds()
@@ -619,8 +622,14 @@ func (r *run) purgePartition(ctx context.Context, d offsets.DeletedTopic, p int3
 	}
 	for r.timeLeft() {
 		done, err := r.store.PurgePartition(ctx, lease)
-		if err != nil || done {
-			return done, err
+		if done {
+			return true, nil
+		}
+		if err != nil {
+			// Let the next run (of any compactor) retry at once rather
+			// than wait out the lease (a full disk, a storage hiccup).
+			_ = r.store.ReleaseLease(ctx, lease)
+			return false, err
 		}
 	}
 	return false, r.store.ReleaseLease(ctx, lease)

@@ -117,10 +117,11 @@ type refDelta struct {
 	items map[string]Item
 	delta map[string]int64
 	order []string
+	grace time.Duration // how long an object left unreferenced is kept
 }
 
 func (s *Store) newRefDelta(ctx context.Context, objects []string) (*refDelta, error) {
-	r := &refDelta{s: s, items: map[string]Item{}, delta: map[string]int64{}}
+	r := &refDelta{s: s, items: map[string]Item{}, delta: map[string]int64{}, grace: s.gcGrace}
 	var keys []Key
 	for _, o := range objects {
 		if _, ok := r.delta[o]; !ok {
@@ -167,7 +168,7 @@ func (r *refDelta) ops(size map[string]int64) ([]Op, error) {
 			return nil, fmt.Errorf("offsets: object %s would have %d references", o, ref.Refs)
 		}
 		if ref.Refs == 0 {
-			ref.DeleteAfterMs = now.Add(r.s.gcGrace).UnixMilli()
+			ref.DeleteAfterMs = now.Add(r.grace).UnixMilli()
 			w.put(gcKey(ref.DeleteAfterMs, o), 0, &GCEntry{Object: o, Size: ref.Size, DeleteAfterMs: ref.DeleteAfterMs})
 		}
 		w.put(refKey(o), it.Version, &ref)
@@ -274,14 +275,14 @@ func (s *Store) TrimPrefix(ctx context.Context, l *Lease, drop []IndexEntry, new
 		if len(drop) > 0 {
 			start = chunk[len(chunk)-1].Last + 1
 		}
-		if err := s.dropEntries(ctx, l, chunk, start); err != nil {
+		if err := s.dropEntries(ctx, l, chunk, start, s.gcGrace); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Store) dropEntries(ctx context.Context, l *Lease, chunk []IndexEntry, logStart int64) error {
+func (s *Store) dropEntries(ctx context.Context, l *Lease, chunk []IndexEntry, logStart int64, grace time.Duration) error {
 	objects := make([]string, len(chunk))
 	var removed int64
 	for i, e := range chunk {
@@ -292,6 +293,7 @@ func (s *Store) dropEntries(ctx context.Context, l *Lease, chunk []IndexEntry, l
 	if err != nil {
 		return err
 	}
+	refs.grace = grace
 	var w tx
 	for _, e := range chunk {
 		refs.delta[e.Object]--
@@ -389,7 +391,10 @@ func (s *Store) PurgePartition(ctx context.Context, l *Lease) (bool, error) {
 		return false, err
 	}
 	if len(entries) > 0 {
-		return false, s.dropEntries(ctx, l, entries, entries[len(entries)-1].Last+1)
+		// No reader may read a deleted topic (its heads say so before any
+		// entry goes): objects only it used are deleted at the next GC,
+		// without the grace period that protects readers of live topics.
+		return false, s.dropEntries(ctx, l, entries, entries[len(entries)-1].Last+1, 0)
 	}
 	if more {
 		return false, nil

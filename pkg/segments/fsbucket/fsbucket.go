@@ -37,13 +37,28 @@ const staleTemp = time.Hour
 
 // Bucket stores objects as files under a root directory.
 type Bucket struct {
-	root string
+	root    string
+	reserve uint64
 }
 
 var _ segments.Bucket = (*Bucket)(nil)
 
+// DefaultReserve is the free space Put leaves on the filesystem.
+const DefaultReserve = 64 << 20
+
+// Option configures a Bucket.
+type Option func(*Bucket)
+
+// WithReserve sets how much free space Put leaves on the filesystem
+// (default 64 MiB; 0: none). A Put that would eat into it is refused
+// (segments.ErrRefused wrapping syscall.ENOSPC) without writing, so the
+// metadata store and deletions still have room on a full disk: deleting
+// a topic then frees space instead of failing for lack of it (as
+// Elasticsearch's flood-stage watermark blocks writes, not deletes).
+func WithReserve(bytes uint64) Option { return func(b *Bucket) { b.reserve = bytes } }
+
 // Open returns a Bucket rooted at dir, creating it if needed.
-func Open(dir string) (*Bucket, error) {
+func Open(dir string, opts ...Option) (*Bucket, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -51,9 +66,37 @@ func Open(dir string) (*Bucket, error) {
 	if err := os.MkdirAll(filepath.Join(abs, tmpDir), 0o755); err != nil {
 		return nil, fmt.Errorf("fsbucket: %w", err)
 	}
-	b := &Bucket{root: abs}
+	b := &Bucket{root: abs, reserve: DefaultReserve}
+	for _, o := range opts {
+		o(b)
+	}
 	b.removeStaleTemps()
 	return b, nil
+}
+
+// Free is the space available to the bucket's filesystem, in bytes.
+func (b *Bucket) Free() (uint64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(b.root, &st); err != nil {
+		return 0, fmt.Errorf("fsbucket: statfs: %w", err)
+	}
+	return st.Bavail * uint64(st.Bsize), nil
+}
+
+// checkSpace refuses a Put of n bytes that would leave less than the
+// reserve free.
+func (b *Bucket) checkSpace(key string, n int) error {
+	if b.reserve == 0 {
+		return nil
+	}
+	free, err := b.Free()
+	if err != nil {
+		return nil // cannot tell: let the write itself find out
+	}
+	if free < b.reserve+uint64(n)+4096 {
+		return fmt.Errorf("%w: fsbucket: %s: %d bytes free, %d reserved for metadata and deletions: %w", segments.ErrRefused, key, free, b.reserve, syscall.ENOSPC)
+	}
+	return nil
 }
 
 // Root is the directory objects live in.
@@ -87,6 +130,9 @@ func (b *Bucket) Put(ctx context.Context, key string, body []byte) error {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := b.checkSpace(key, len(body)); err != nil {
 		return err
 	}
 	tmp, err := os.CreateTemp(filepath.Join(b.root, tmpDir), "put-*")
