@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/streambed/streambed/internal/faults"
+	"github.com/streambed/streambed/pkg/api"
 	"github.com/streambed/streambed/pkg/client"
 )
 
@@ -21,14 +23,18 @@ type profile struct {
 	partitions           int32
 	phaseLen             time.Duration
 	duration             time.Duration // phases repeat until this has passed
+	minAcked             int           // floor: fewer acknowledged records prove nothing
 }
 
 func currentProfile() profile {
 	if os.Getenv("STREAMBED_CHAOS") == "long" {
-		return profile{"long", 32, 16, 16, 20 * time.Second, 10 * time.Minute}
+		return profile{"long", 32, 16, 16, 20 * time.Second, 10 * time.Minute, 100_000}
 	}
-	return profile{"ci", 8, 4, 4, 1500 * time.Millisecond, 0}
+	return profile{"ci", 8, 4, 4, 1500 * time.Millisecond, 0, 2_000}
 }
+
+// groupName is the consumers' group.
+const groupName = "chaos-group"
 
 var phases = []phase{
 	{name: "none"},
@@ -99,16 +105,24 @@ func run(t *testing.T, be backend, prof profile, s uint64) verdict {
 	go func() { defer cwg.Done(); watchCommits(runCtx, cl, h) }()
 
 	start := time.Now()
+	fired := map[string]int64{}
+	fl := floors{acked: prof.minAcked, faults: map[string]int64{}}
 	for round := 0; round == 0 || time.Since(start) < prof.duration; round++ {
 		for _, ph := range selectedPhases(t) {
+			before := c.faultsFired()
 			c.setPlans(ph.objects, ph.meta)
 			if ph.crashSteps == 0 {
 				time.Sleep(prof.phaseLen)
-				continue
+			} else {
+				for step := range ph.crashSteps {
+					c.crashAfter(int64(step), time.Second)
+					time.Sleep(prof.phaseLen / time.Duration(ph.crashSteps))
+				}
+				fl.crashes += int64(ph.crashSteps)
 			}
-			for step := range ph.crashSteps {
-				c.crashAfter(int64(step), time.Second)
-				time.Sleep(prof.phaseLen / time.Duration(ph.crashSteps))
+			fired[ph.name] += c.faultsFired() - before
+			if ph.objects != (faults.Plan{}) || ph.meta != (faults.Plan{}) {
+				fl.faults[ph.name] = 3
 			}
 		}
 	}
@@ -117,11 +131,12 @@ func run(t *testing.T, be backend, prof profile, s uint64) verdict {
 	wg.Wait()
 	time.Sleep(200 * time.Millisecond) // consumers catch up a little
 	cwg.Wait()
-	t.Logf("%d process crashes", c.crashes.Load())
+	t.Logf("%d process crashes; faults fired per phase: %v", c.crashes.Load(), fired)
 	// Check a quiet system: fsck copes with a live compactor by re-reading,
 	// but the checker's reads should see one state.
 	c.cur.Load().stopCompactor()
-	return h.check(ctx, t, cl, be, topic, prof.partitions)
+	c.settle()
+	return h.check(ctx, t, cl, be, topic, prof.partitions, fl, fired, c.crashes.Load())
 }
 
 // idempotentProducer produces "i<n>g<gen>-<seq>" records through the SDK's
@@ -146,7 +161,9 @@ func idempotentProducer(ctx context.Context, t *testing.T, cl *client.Client, to
 		}
 		for seq := 0; ctx.Err() == nil; seq++ {
 			h.op()
-			f := p.Produce(ctx, client.Record{Partition: client.AnyPartition, Key: fmt.Appendf(nil, "k%d", seq%64), Value: fmt.Appendf(nil, "%s-%06d", label, seq)})
+			val := fmt.Sprintf("%s-%06d", label, seq)
+			h.send(val)
+			f := p.Produce(ctx, client.Record{Partition: client.AnyPartition, Key: fmt.Appendf(nil, "k%d", seq%64), Value: []byte(val)})
 			select {
 			case <-f.Done():
 				if _, err := f.Wait(ctx); err != nil && ctx.Err() == nil {
@@ -172,18 +189,24 @@ func plainProducer(ctx context.Context, cl *client.Client, topic string, n int, 
 		recs := make([]client.Record, 10)
 		for j := range recs {
 			recs[j] = client.Record{Partition: client.AnyPartition, Key: fmt.Appendf(nil, "k%d", (seq+j)%64), Value: fmt.Appendf(nil, "n%d-%06d", n, seq+j)}
+			h.send(string(recs[j].Value))
 		}
 		seq += len(recs)
 		h.op()
 		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		res, err := cl.Produce(rctx, topic, recs)
 		cancel()
+		var prob *api.Problem
+		nothing := errors.As(err, &prob) && prob.SideEffect == api.SideEffectNone
 		for j, r := range recs {
-			if err != nil || j >= len(res) || res[j].Error != nil || res[j].Offset == nil {
+			switch {
+			case nothing:
+				h.failNone(string(r.Value))
+			case err != nil || j >= len(res) || res[j].Error != nil || res[j].Offset == nil:
 				h.fail(string(r.Value))
-				continue
+			default:
+				h.ack(string(r.Value), ack{*res[j].Partition, *res[j].Offset})
 			}
-			h.ack(string(r.Value), ack{*res[j].Partition, *res[j].Offset})
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -191,8 +214,9 @@ func plainProducer(ctx context.Context, cl *client.Client, topic string, n int, 
 
 // consumer reads as a group member and records what it saw where.
 func consumer(ctx context.Context, cl *client.Client, topic string, n int, h *history) {
-	cs, err := cl.NewConsumer("chaos-group", []string{topic}, client.WithPollWait(200*time.Millisecond),
-		client.WithSessionTimeout(3*time.Second), client.WithMemberID(fmt.Sprintf("consumer-%d", n)))
+	cs, err := cl.NewConsumer(groupName, []string{topic}, client.WithPollWait(200*time.Millisecond),
+		client.WithSessionTimeout(3*time.Second), client.WithMemberID(fmt.Sprintf("consumer-%d", n)),
+		client.WithAutoOffsetReset("earliest"))
 	if err != nil {
 		return
 	}
@@ -217,7 +241,7 @@ func consumer(ctx context.Context, cl *client.Client, topic string, n int, h *hi
 // watchCommits samples the group's committed offsets.
 func watchCommits(ctx context.Context, cl *client.Client, h *history) {
 	for ctx.Err() == nil {
-		offs, err := cl.GroupOffsets(ctx, "chaos-group")
+		offs, err := cl.GroupOffsets(ctx, groupName)
 		if err == nil {
 			for _, o := range offs {
 				h.commit(o.Topic, o.Partition, o.Offset)

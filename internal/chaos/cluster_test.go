@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streambed/streambed/internal/dynamolike"
 	"github.com/streambed/streambed/internal/faults"
 	"github.com/streambed/streambed/internal/testenv"
 	"github.com/streambed/streambed/pkg/broker"
@@ -27,15 +28,29 @@ type backend struct {
 	bucket segments.Bucket
 	// resource is the S3 bucket and DynamoDB table name (MinIO+moto).
 	resource string
+	// settle waits for writes still in flight (nil: none can be).
+	settle func()
 }
 
 func backends(t *testing.T) []func(*testing.T) backend {
-	return []func(*testing.T) backend{embedded, minioMoto}
+	return []func(*testing.T) backend{embedded, embeddedDynamoLike, minioMoto}
 }
 
 func embedded(t *testing.T) backend {
 	bt, fb := testenv.Embedded(t, t.TempDir())
 	return backend{name: "embedded", table: bt, bucket: fb}
+}
+
+// embeddedDynamoLike is the embedded default behind a table that behaves
+// as DynamoDB does under concurrency: multi-item reads torn by concurrent
+// transactions, overlapping transactions refused, and writes answered
+// with an error that were applied, or land only after the caller re-read.
+func embeddedDynamoLike(t *testing.T) backend {
+	bt, fb := testenv.Embedded(t, t.TempDir())
+	s := seed(t)
+	dl := dynamolike.New(bt, dynamolike.Config{Seed: s, TornReads: true, MaxInFlight: time.Millisecond, AmbiguousRate: 0.02})
+	t.Cleanup(dl.Wait)
+	return backend{name: "embedded+dynamolike", table: dl, bucket: fb, settle: dl.Wait}
 }
 
 // minioMoto: few SDK retries, the harness injects the faults it wants.
@@ -80,6 +95,7 @@ type cluster struct {
 	mu      sync.Mutex
 	plans   [2]faults.Plan // objects, metadata: applied to every new process
 	crashes atomic.Int64
+	all     []*process // every process started, for fault counts
 }
 
 func newCluster(t *testing.T, be backend, seed uint64, compact bool) *cluster {
@@ -102,6 +118,7 @@ func (c *cluster) start() {
 	c.mu.Lock()
 	p.objects.Set(c.plans[0])
 	p.meta.Set(c.plans[1])
+	c.all = append(c.all, p)
 	c.mu.Unlock()
 	bucket := faults.WrapBucket(c.be.bucket, p.objects)
 	table := faults.WrapTable(c.be.table, p.meta)
@@ -126,6 +143,24 @@ func (c *cluster) start() {
 		p.stopCompactor = func() { cancel(); <-done }
 	}
 	c.cur.Store(p)
+}
+
+// settle waits for storage writes still in flight.
+func (c *cluster) settle() {
+	if c.be.settle != nil {
+		c.be.settle()
+	}
+}
+
+// faultsFired is every fault injected so far, by every process.
+func (c *cluster) faultsFired() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := int64(0)
+	for _, p := range c.all {
+		n += p.objects.Stats().Total() + p.meta.Stats().Total()
+	}
+	return n
 }
 
 func (p *process) stop() {

@@ -179,10 +179,12 @@ func killRun(t *testing.T, s *servedProcess) func(backend) verdict {
 	}
 	cwg.Add(1)
 	go func() { defer cwg.Done(); watchCommits(runCtx, cl, h) }()
+	kills := int64(0)
 	for range 3 {
 		time.Sleep(1500 * time.Millisecond)
 		s.kill9()
 		s.start()
+		kills++
 	}
 	time.Sleep(time.Second)
 	stop()
@@ -190,6 +192,8 @@ func killRun(t *testing.T, s *servedProcess) func(backend) verdict {
 	cwg.Wait()
 	reads := h.readAll(ctx, t, cl, topic, partitions)
 	return func(be backend) verdict {
-		return h.verdict(ctx, reads, be)
+		v := h.judge(reads, floors{acked: 500, crashes: 3}, nil, kills)
+		v.fsck = fsckVerdict(ctx, be, &v)
+		return v
 	}
 }

@@ -98,7 +98,7 @@ type Injector struct {
 	rnd  *rand.Rand
 	life *Life
 
-	before, after, delayed atomic.Int64
+	before, after, delayed, conflicts atomic.Int64
 }
 
 // NewInjector returns an injector whose random choices follow seed, living
@@ -124,7 +124,11 @@ func (in *Injector) conflict() bool {
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return in.plan.ConflictRate > 0 && in.rnd.Float64() < in.plan.ConflictRate
+	if in.plan.ConflictRate > 0 && in.rnd.Float64() < in.plan.ConflictRate {
+		in.conflicts.Add(1)
+		return true
+	}
+	return false
 }
 
 func (in *Injector) throttling() bool {
@@ -137,11 +141,14 @@ func (in *Injector) throttling() bool {
 }
 
 // Stats are the faults injected so far.
-type Stats struct{ Before, After, Delayed int64 }
+type Stats struct{ Before, After, Delayed, Conflicts int64 }
+
+// Total is every fault injected.
+func (s Stats) Total() int64 { return s.Before + s.After + s.Delayed + s.Conflicts }
 
 // Stats returns the faults injected so far.
 func (in *Injector) Stats() Stats {
-	return Stats{in.before.Load(), in.after.Load(), in.delayed.Load()}
+	return Stats{in.before.Load(), in.after.Load(), in.delayed.Load(), in.conflicts.Load()}
 }
 
 // fate is what happens to one call.

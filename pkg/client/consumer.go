@@ -48,6 +48,7 @@ type consumerConfig struct {
 	memberID       string
 	onAssigned     func(context.Context, []TopicPartition)
 	onRevoked      func(context.Context, []TopicPartition)
+	onCommitError  func(error)
 }
 
 // ConsumerOption configures a Consumer.
@@ -128,6 +129,14 @@ func WithMemberID(id string) ConsumerOption {
 // commit; with auto-commit the positions are committed anyway.
 func WithRebalanceListener(onAssigned, onRevoked func(context.Context, []TopicPartition)) ConsumerOption {
 	return func(c *consumerConfig) error { c.onAssigned, c.onRevoked = onAssigned, onRevoked; return nil }
+}
+
+// WithCommitErrorCallback is told when an automatic commit failed. The
+// positions are committed again by the next Poll, so this is for logging
+// and metrics; Poll itself still returns its records without an error (as
+// Kafka's poll does with auto-commit).
+func WithCommitErrorCallback(fn func(error)) ConsumerOption {
+	return func(c *consumerConfig) error { c.onCommitError = fn; return nil }
 }
 
 // NewConsumer joins group subscribed to topics (joining happens on the
@@ -316,8 +325,12 @@ func (cs *Consumer) Poll(ctx context.Context) ([]Record, error) {
 		}
 		out = append(out, r)
 	}
-	if resp.CommitError != nil {
-		return out, fmt.Errorf("client: committing positions: %s: %s", resp.CommitError.Code, resp.CommitError.Message)
+	if resp.CommitError != nil && cs.cfg.onCommitError != nil {
+		// Not an error of Poll: its records are delivered and its
+		// positions kept; the next Poll commits them again. Returning
+		// records with an error invites callers to drop them while the
+		// positions move past them.
+		cs.cfg.onCommitError(fmt.Errorf("client: committing positions: %s: %s", resp.CommitError.Code, resp.CommitError.Message))
 	}
 	return out, nil
 }
