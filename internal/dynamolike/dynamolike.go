@@ -19,7 +19,6 @@ package dynamolike
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -30,8 +29,9 @@ import (
 )
 
 // ErrAmbiguous is how a write whose outcome the caller cannot know is
-// answered: it may have been applied, or may still be.
-var ErrAmbiguous = errors.New("dynamolike: request timed out; the write may have been applied")
+// answered: it may have been applied, or may still be. Like the DynamoDB
+// adapter's answer to a timeout, it wraps offsets.ErrUnavailable.
+var ErrAmbiguous = fmt.Errorf("%w: dynamolike: request timed out; the write may have been applied", offsets.ErrUnavailable)
 
 // Config selects the behaviours. The zero Config passes everything through.
 type Config struct {

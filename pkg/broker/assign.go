@@ -2,6 +2,7 @@ package broker
 
 import (
 	"cmp"
+	"container/heap"
 	"slices"
 
 	"github.com/streambed/streambed/pkg/offsets"
@@ -104,6 +105,10 @@ func assignRange(members []memberSub, counts map[string]int32) map[string][]tp {
 	return out
 }
 
+// assignUniform balances partition counts over members, keeping members'
+// previous partitions where it can. With M members and P partitions it
+// costs O((P + moves) log M) per subscribed topic, so a group of thousands
+// of members over thousands of partitions is assigned in milliseconds.
 func assignUniform(members []memberSub, counts map[string]int32, prev map[string][]offsets.TopicPartitions) map[string][]tp {
 	subscribed := map[string]map[string]bool{} // member -> topics
 	eligible := map[string][]string{}          // topic -> members, sorted
@@ -116,59 +121,140 @@ func assignUniform(members []memberSub, counts map[string]int32, prev map[string
 			}
 		}
 	}
-	var all []tp
+	topics := make([]string, 0, len(eligible))
 	for t, ids := range eligible {
 		slices.Sort(ids)
-		for p := range counts[t] {
-			all = append(all, tp{t, p})
-		}
+		topics = append(topics, t)
 	}
-	slices.SortFunc(all, cmpTP)
+	slices.Sort(topics)
 	owner := map[tp]string{}
 	load := map[string]int{}
+	held := map[string]map[string][]int32{} // member -> topic -> partitions
+	give := func(x tp, id string) {
+		owner[x] = id
+		load[id]++
+		if held[id] == nil {
+			held[id] = map[string][]int32{}
+		}
+		held[id][x.topic] = append(held[id][x.topic], x.p)
+	}
 	// Keep what members had, where still valid.
 	for _, m := range members {
 		for _, x := range toTPs(prev[m.id]) {
 			if subscribed[m.id][x.topic] && x.p < counts[x.topic] && owner[x] == "" {
-				owner[x] = m.id
-				load[m.id]++
+				give(x, m.id)
 			}
 		}
 	}
-	leastLoaded := func(t string, except string) string {
-		best := ""
+	// Per topic, a heap of its eligible members by load. Entries go stale
+	// when a member's load changes (through any topic); they are pushed
+	// again and stale ones skipped when popped.
+	lows := map[string]*loadHeap{}
+	for _, t := range topics {
+		h := &loadHeap{}
 		for _, id := range eligible[t] {
-			if id != except && (best == "" || load[id] < load[best]) {
-				best = id
+			h.entries = append(h.entries, loadEntry{load[id], id})
+		}
+		heap.Init(h)
+		lows[t] = h
+	}
+	changed := func(id string) {
+		for t := range subscribed[id] {
+			heap.Push(lows[t], loadEntry{load[id], id})
+		}
+	}
+	least := func(t string) string {
+		h := lows[t]
+		for h.Len() > 0 {
+			e := h.entries[0]
+			if e.load == load[e.id] {
+				return e.id
 			}
+			heap.Pop(h)
 		}
-		return best
+		return ""
 	}
-	for _, x := range all {
-		if owner[x] == "" {
-			id := leastLoaded(x.topic, "")
-			owner[x] = id
-			load[id]++
+	for _, t := range topics {
+		for p := range counts[t] {
+			x := tp{t, p}
+			if owner[x] != "" {
+				continue
+			}
+			id := least(t)
+			give(x, id)
+			changed(id)
 		}
 	}
-	// Even out: move partitions from members two or more above an eligible
-	// one, fewest moves first, until no move helps.
+	// Even out, topic by topic: while the most loaded member holding one of
+	// the topic's partitions is two or more above the least loaded member
+	// eligible for it, move one (the highest-numbered, so the others stay).
 	for moved := true; moved; {
 		moved = false
-		for _, x := range all {
-			from := owner[x]
-			to := leastLoaded(x.topic, from)
-			if to != "" && load[from]-load[to] >= 2 {
-				owner[x] = to
-				load[from]--
-				load[to]++
+		for _, t := range topics {
+			highs := &loadHeap{max: true}
+			for _, id := range eligible[t] {
+				if len(held[id][t]) > 0 {
+					highs.entries = append(highs.entries, loadEntry{load[id], id})
+				}
+			}
+			heap.Init(highs)
+			for highs.Len() > 0 {
+				e := heap.Pop(highs).(loadEntry)
+				if e.load != load[e.id] || len(held[e.id][t]) == 0 {
+					continue // stale
+				}
+				to := least(t)
+				if to == "" || load[e.id]-load[to] < 2 {
+					break
+				}
+				ps := held[e.id][t]
+				slices.Sort(ps)
+				p := ps[len(ps)-1]
+				held[e.id][t] = ps[:len(ps)-1]
+				load[e.id]--
+				give(tp{t, p}, to)
+				changed(e.id)
+				changed(to)
+				heap.Push(highs, loadEntry{load[e.id], e.id})
 				moved = true
 			}
 		}
 	}
 	out := map[string][]tp{}
-	for _, x := range all {
-		out[owner[x]] = append(out[owner[x]], x)
+	for id, byTopic := range held {
+		for t, ps := range byTopic {
+			for _, p := range ps {
+				out[id] = append(out[id], tp{t, p})
+			}
+		}
 	}
 	return out
+}
+
+type loadEntry struct {
+	load int
+	id   string
+}
+
+// loadHeap orders members by load (least first, or most with max), ties
+// by id so results are deterministic.
+type loadHeap struct {
+	entries []loadEntry
+	max     bool
+}
+
+func (h loadHeap) Len() int { return len(h.entries) }
+func (h loadHeap) Less(i, j int) bool {
+	a, b := h.entries[i], h.entries[j]
+	if a.load != b.load {
+		return (a.load < b.load) != h.max
+	}
+	return a.id < b.id
+}
+func (h loadHeap) Swap(i, j int) { h.entries[i], h.entries[j] = h.entries[j], h.entries[i] }
+func (h *loadHeap) Push(x any)   { h.entries = append(h.entries, x.(loadEntry)) }
+func (h *loadHeap) Pop() any {
+	e := h.entries[len(h.entries)-1]
+	h.entries = h.entries[:len(h.entries)-1]
+	return e
 }

@@ -78,13 +78,15 @@ type Broker struct {
 	topicsMu sync.Mutex
 	topics   map[string]cachedTopic
 
-	slices   *lru[[]segments.Record]
-	index    indexCache
-	waiters  *waiters
-	seqs     *seqGate
-	commitMu [256]sync.Mutex
-	draining chan struct{}
-	drainOne sync.Once
+	slices *lru[[]segments.Record]
+	// assignments caches groups' target assignments (immutable, by tag).
+	assignments *lru[map[string][]offsets.TopicPartitions]
+	index       indexCache
+	waiters     *waiters
+	seqs        *seqGate
+	commitMu    [256]sync.Mutex
+	draining    chan struct{}
+	drainOne    sync.Once
 }
 
 type cachedTopic struct {
@@ -122,11 +124,12 @@ func New(store *offsets.Store, bucket segments.Bucket, cfg Config) *Broker {
 	return &Broker{
 		store: store, bucket: bucket, codec: segments.NewCodec(), limits: cfg.Limits, comp: comp,
 		now: cfg.Now, log: cfg.Logger, cfg: cfg,
-		topics:   map[string]cachedTopic{},
-		slices:   newLRU[[]segments.Record](cfg.SliceCacheBytes),
-		waiters:  newWaiters(),
-		seqs:     newSeqGate(time.Second),
-		draining: make(chan struct{}),
+		topics:      map[string]cachedTopic{},
+		slices:      newLRU[[]segments.Record](cfg.SliceCacheBytes),
+		assignments: newLRU[map[string][]offsets.TopicPartitions](16 << 20),
+		waiters:     newWaiters(),
+		seqs:        newSeqGate(time.Second),
+		draining:    make(chan struct{}),
 	}
 }
 

@@ -21,9 +21,21 @@ const (
 	MinSessionTimeout     = time.Second
 	MaxSessionTimeout     = 30 * time.Minute
 	MaxSubscribedTopics   = 100
-	// MaxGroupMembers keeps a group's state item well under DynamoDB's
-	// 400 KB and a heartbeat's expiry deletions within one transaction.
-	MaxGroupMembers = 90
+	// MaxGroupMembers bounds a group (its state is one item per member,
+	// so this is a cost bound, not a storage one).
+	MaxGroupMembers = 10_000
+	// assignClaim is how long a member computing the next assignment
+	// keeps others from doing the same.
+	assignClaim = 10 * time.Second
+	// scanClaim is how long a member scanning for expired members keeps
+	// others from doing the same.
+	scanClaim = 5 * time.Second
+	// maxAcquire bounds the partitions one heartbeat hands a member; the
+	// rest follow on its next heartbeats.
+	maxAcquire = 2000
+	// ownersPerWrite: a write holds the member, its new owner items and a
+	// check of each member it takes a partition over from.
+	ownersPerWrite = (offsets.MaxWriteOps - 1) / 2
 )
 
 // Heartbeat is one call of the group protocol: join (MemberEpoch 0), stay
@@ -42,6 +54,8 @@ type Heartbeat struct {
 	// group or joins it while it is empty.
 	Assignor string
 	ClientID string
+	// Principal is the authenticated caller, recorded on join.
+	Principal string
 }
 
 // HeartbeatResult answers a heartbeat: what the member should own now. It
@@ -66,9 +80,7 @@ func (b *Broker) validateHeartbeat(h *Heartbeat) error {
 	case h.MemberID == "" && h.MemberEpoch != 0:
 		return fieldErr("member_id", "is required except when joining")
 	case h.MemberID == "":
-		var raw [12]byte
-		_, _ = rand.Read(raw[:])
-		h.MemberID = "m-" + hex.EncodeToString(raw[:])
+		h.MemberID = "m-" + randomHex(12)
 	}
 	if err := offsets.ValidateMemberID(h.MemberID); err != nil {
 		return err
@@ -97,94 +109,75 @@ func (b *Broker) validateHeartbeat(h *Heartbeat) error {
 	return nil
 }
 
-// Heartbeat runs one heartbeat: it expires members whose sessions ended,
-// applies the request, recomputes targets when the group epoch moved, and
-// reconciles the member: partitions it must give up are withheld (it keeps
-// owning them until it heartbeats without them), partitions of its target
-// are handed over only once no one else owns them, and its epoch moves to
-// the assignment epoch when it has nothing left to revoke. All of it is one
-// conditional write of the group state, retried on races.
+func randomHex(n int) string {
+	raw := make([]byte, n)
+	_, _ = rand.Read(raw)
+	return hex.EncodeToString(raw)
+}
+
+// Heartbeat runs one heartbeat, in three steps, each a conditional write
+// retried on races with a fresh read:
+//
+//  1. membership: join, leave, or check the member (live, current or
+//     previous epoch) and apply a subscription change; a change of
+//     membership, subscriptions or a subscribed topic's partition count
+//     bumps the group epoch;
+//  2. upkeep, by whichever heartbeat finds it due: expire members whose
+//     session ended, and compute a new target assignment when the group
+//     epoch moved past the installed one;
+//  3. reconciliation of this member: partitions it must give up are
+//     withheld (it keeps owning them until it heartbeats without them),
+//     partitions of its target are handed over only once no live member
+//     holds them, and its epoch moves to the assignment epoch when it has
+//     nothing left to revoke.
+//
+// A steady member's heartbeat reads the group's meta and its own item and
+// writes its own item: groups of thousands of members cost each member
+// what a small group does.
 func (b *Broker) Heartbeat(ctx context.Context, h Heartbeat) (HeartbeatResult, error) {
 	if err := b.validateHeartbeat(&h); err != nil {
 		return HeartbeatResult{}, err
 	}
-	var out HeartbeatResult
-	err := b.groupLoop(ctx, h.Group, func(g offsets.Group) (offsets.GroupChange, bool, error) {
-		topics, err := b.subscribedTopics(ctx, g, h.Topics)
-		if err != nil {
-			return offsets.GroupChange{}, false, err
-		}
-		var ch offsets.GroupChange
-		out, ch, err = decideHeartbeat(g, h, topics, b.now().UnixMilli())
-		if h.MemberEpoch == -1 && !g.Exists {
-			return ch, false, err // leaving a group that does not exist: nothing to write
-		}
-		return ch, true, err
+	out := HeartbeatResult{MemberID: h.MemberID}
+	var member offsets.Member
+	var view offsets.GroupView
+	err := b.groupLoop(ctx, h.Group, func() error {
+		var err error
+		view, member, err = b.membership(ctx, &h)
+		return err
+	})
+	if err != nil || h.MemberEpoch == -1 {
+		out.MemberEpoch = -1
+		return out, err
+	}
+	view = b.upkeep(ctx, view)
+	err = b.groupLoop(ctx, h.Group, func() error {
+		var err error
+		out, err = b.reconcile(ctx, &h, member.Incarnation)
+		return err
 	})
 	return out, err
 }
 
-// groupRetry bounds the group protocol's race loop.
+// groupLoop runs attempt until it succeeds or fails with something other
+// than a lost race.
+func (b *Broker) groupLoop(ctx context.Context, group string, attempt func() error) error {
+	err := groupRetry.Do(ctx, isRace, func(int) error { return attempt() })
+	if isRace(err) {
+		return fmt.Errorf("%w: group %s: gave up after repeated races: %v", offsets.ErrUnavailable, group, err)
+	}
+	return err
+}
+
+func isRace(err error) bool {
+	return errors.Is(err, offsets.ErrConditionFailed) || errors.Is(err, offsets.ErrConflict) || errors.Is(err, offsets.ErrThrottled)
+}
+
+// groupRetry bounds the group protocol's race loops.
 var groupRetry = retry.Policy{Attempts: 16, Base: 2 * time.Millisecond, Max: 200 * time.Millisecond}
-
-// groupLoop loads a group, lets decide compute a change, and saves it,
-// retrying lost races with a fresh load.
-func (b *Broker) groupLoop(ctx context.Context, group string, decide func(offsets.Group) (offsets.GroupChange, bool, error)) error {
-	var last error
-	for attempt := 0; attempt < groupRetry.Attempts; attempt++ {
-		if attempt > 0 {
-			if err := groupRetry.Sleep(ctx, attempt); err != nil {
-				return err
-			}
-		}
-		g, err := b.store.LoadGroup(ctx, group)
-		if err != nil {
-			return err
-		}
-		ch, write, err := decide(g)
-		if err != nil || !write {
-			return err
-		}
-		err = b.store.SaveGroup(ctx, g, ch)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, offsets.ErrConditionFailed) && !errors.Is(err, offsets.ErrConflict) && !errors.Is(err, offsets.ErrThrottled) {
-			return err
-		}
-		last = err
-	}
-	return fmt.Errorf("%w: group %s: gave up after repeated races: %v", offsets.ErrUnavailable, group, last)
-}
-
-// subscribedTopics reads, fresh, every topic the group's members (and the
-// request) subscribe to, so partition increases reach the group on its
-// next heartbeat.
-func (b *Broker) subscribedTopics(ctx context.Context, g offsets.Group, extra []string) (map[string]offsets.Topic, error) {
-	names := map[string]bool{}
-	for _, m := range g.Meta.Members {
-		for _, t := range m.Topics {
-			names[t] = true
-		}
-	}
-	for _, t := range extra {
-		names[t] = true
-	}
-	return b.store.Topics(ctx, slices.Sorted(maps.Keys(names)))
-}
-
-func heartbeatInterval(session time.Duration) time.Duration {
-	return max(min(session/3, 5*time.Second), 100*time.Millisecond)
-}
 
 func cloneMeta(m offsets.GroupMeta) offsets.GroupMeta {
 	c := m
-	c.Members = make(map[string]*offsets.GroupMember, len(m.Members))
-	for id, gm := range m.Members {
-		x := *gm
-		x.Topics = slices.Clone(gm.Topics)
-		c.Members[id] = &x
-	}
 	c.PartitionCounts = maps.Clone(m.PartitionCounts)
 	c.FirstCounts = maps.Clone(m.FirstCounts)
 	return c
@@ -197,177 +190,485 @@ func sortedTopics(ts []string) []string {
 }
 
 func minusTPs(a, b []tp) []tp {
+	in := make(map[tp]bool, len(b))
+	for _, x := range b {
+		in[x] = true
+	}
 	var out []tp
 	for _, x := range a {
-		if !slices.Contains(b, x) {
+		if !in[x] {
 			out = append(out, x)
 		}
 	}
 	return out
 }
 
-// decideHeartbeat is the group protocol as a pure function of the stored
-// group, the request, the subscribed topics and the clock.
-func decideHeartbeat(g offsets.Group, h Heartbeat, topics map[string]offsets.Topic, nowMs int64) (HeartbeatResult, offsets.GroupChange, error) {
-	meta := cloneMeta(g.Meta)
-	changed := !g.Exists
-	if !g.Exists {
-		meta = offsets.GroupMeta{Assignor: AssignorUniform, CreatedMs: nowMs, Members: map[string]*offsets.GroupMember{}}
-		if h.Assignor != "" {
-			meta.Assignor = h.Assignor
-		}
+// membership is step 1. A member writes only its own item; the group's
+// meta is written only to mark that membership changed (once, however
+// many members join or leave at the same moment: a join storm must not
+// queue on one item) or that a partition count did.
+func (b *Broker) membership(ctx context.Context, h *Heartbeat) (offsets.GroupView, offsets.Member, error) {
+	now := b.now().UnixMilli()
+	v, m, err := b.store.GroupMember(ctx, h.Group, h.MemberID)
+	if err != nil {
+		return v, m, err
 	}
-	var ch offsets.GroupChange
-	out := HeartbeatResult{MemberID: h.MemberID}
-
-	// Expire members whose sessions ended (lazily: no timers needed).
-	for _, id := range slices.Sorted(maps.Keys(meta.Members)) {
-		s, ok := g.Sessions[id]
-		if ok && s.Live(nowMs) {
-			continue
-		}
-		if id == h.MemberID && h.MemberEpoch > 0 {
-			return out, ch, fmt.Errorf("%w: %s's session expired; rejoin with member_epoch 0", offsets.ErrUnknownMember, id)
-		}
-		delete(meta.Members, id)
-		meta.Epoch++
-		changed = true
-		// The caller's own expired session is rewritten (a rejoin) or
-		// deleted (a leave) below: one op per item and write.
-		if ok && id != h.MemberID {
-			ch.DeleteSessions = append(ch.DeleteSessions, s)
-		}
-	}
-
-	sess, hadSession := g.Sessions[h.MemberID]
 	switch {
 	case h.MemberEpoch == -1:
-		if _, ok := meta.Members[h.MemberID]; ok {
-			delete(meta.Members, h.MemberID)
-			meta.Epoch++
-			changed = true
+		if m.Version == 0 {
+			return v, m, nil // not a member (any more): nothing to do
 		}
-		if hadSession {
-			ch.DeleteSessions = append(ch.DeleteSessions, sess)
+		if err := b.store.WriteGroup(ctx, h.Group, offsets.GroupWrite{DeleteMembers: []offsets.Member{m}}); err != nil {
+			return v, m, err
 		}
-		out.MemberEpoch = -1
+		v, err = b.markChanged(ctx, h.Group, nil, nil)
+		return v, m, err
 	case h.MemberEpoch == 0:
-		if len(meta.Members) >= MaxGroupMembers && meta.Members[h.MemberID] == nil {
-			return out, ch, fieldErr("member_id", "group %s already has %d members, the limit", g.Name, MaxGroupMembers)
-		}
-		if len(meta.Members) == 0 && h.Assignor != "" {
-			meta.Assignor = h.Assignor
-		}
-		// A rejoin with epoch 0 replaces (and so fences) an earlier incarnation.
-		meta.Members[h.MemberID] = &offsets.GroupMember{Topics: sortedTopics(h.Topics), JoinedMs: nowMs, ClientID: h.ClientID}
-		meta.Epoch++
-		changed = true
-	default:
-		m, ok := meta.Members[h.MemberID]
-		if !ok {
-			return out, ch, fmt.Errorf("%w: %s is not a member of %s; rejoin with member_epoch 0", offsets.ErrUnknownMember, h.MemberID, g.Name)
-		}
-		if h.MemberEpoch != m.Epoch && h.MemberEpoch != m.PreviousEpoch {
-			return out, ch, fmt.Errorf("%w: member %s is at epoch %d, the heartbeat carries %d; rejoin with member_epoch 0", offsets.ErrStaleMemberEpoch, h.MemberID, m.Epoch, h.MemberEpoch)
-		}
-		if h.Topics != nil && !slices.Equal(sortedTopics(h.Topics), m.Topics) {
-			m.Topics = sortedTopics(h.Topics)
-			meta.Epoch++
-			changed = true
-		}
-		if h.Owned != nil {
-			kept := fromTPs(minusTPs(toTPs(m.Owned), minusTPs(toTPs(m.Owned), toTPs(h.Owned))))
-			if len(toTPs(kept)) != len(toTPs(m.Owned)) {
-				m.Owned = kept
-				changed = true
+		if !v.Exists {
+			if v, err = b.createGroup(ctx, h.Group, h.Assignor, now); err != nil {
+				return v, m, err
 			}
 		}
-	}
-
-	// Partition counts of subscribed topics; a change moves the epoch.
-	counts := map[string]int32{}
-	for _, m := range meta.Members {
-		for _, t := range m.Topics {
-			counts[t] = topics[t].Partitions
-		}
-	}
-	for t, n := range counts {
-		if _, ok := meta.FirstCounts[t]; !ok && n > 0 {
-			if meta.FirstCounts == nil {
-				meta.FirstCounts = map[string]int32{}
-			}
-			meta.FirstCounts[t] = n
-			changed = true
-		}
-	}
-	if !maps.Equal(counts, meta.PartitionCounts) {
-		if len(meta.PartitionCounts) > 0 || len(counts) > 0 {
-			meta.Epoch++
-			changed = true
-		}
-		meta.PartitionCounts = counts
-	}
-	if meta.Epoch > meta.AssignmentEpoch {
-		ids := slices.Sorted(maps.Keys(meta.Members))
-		subs := make([]memberSub, len(ids))
-		prev := map[string][]offsets.TopicPartitions{}
-		for i, id := range ids {
-			subs[i] = memberSub{id: id, topics: meta.Members[id].Topics}
-			prev[id] = meta.Members[id].Target
-		}
-		targets := assign(meta.Assignor, subs, counts, prev)
-		for _, id := range ids {
-			meta.Members[id].Target = targets[id]
-		}
-		meta.AssignmentEpoch = meta.Epoch
-		changed = true
-	}
-
-	if h.MemberEpoch != -1 {
-		m := meta.Members[h.MemberID]
-		owned, target := toTPs(m.Owned), toTPs(m.Target)
-		revoke := minusTPs(owned, target)
-		if len(revoke) == 0 {
-			taken := map[tp]bool{}
-			for _, other := range meta.Members {
-				for _, x := range toTPs(other.Owned) {
-					taken[x] = true
-				}
-			}
-			for _, x := range minusTPs(target, owned) {
-				if !taken[x] {
-					owned = append(owned, x)
-					changed = true
-				}
-			}
-			m.Owned = fromTPs(owned)
-			if m.Epoch != meta.AssignmentEpoch {
-				m.PreviousEpoch, m.Epoch = m.Epoch, meta.AssignmentEpoch
-				changed = true
-			}
+		if m.Version == 0 && v.Meta.Members >= MaxGroupMembers {
+			return v, m, fieldErr("member_id", "group %s already has %d members, the limit", h.Group, MaxGroupMembers)
 		}
 		timeout := h.SessionTimeout
 		if timeout == 0 {
-			timeout = time.Duration(sess.SessionTimeoutMs) * time.Millisecond
-		}
-		if timeout == 0 {
 			timeout = DefaultSessionTimeout
 		}
-		ch.PutSessions = append(ch.PutSessions, offsets.Session{
-			ID: h.MemberID, SessionTimeoutMs: int32(timeout.Milliseconds()), DeadlineMs: nowMs + timeout.Milliseconds(), Version: sess.Version,
-		})
-		out.MemberEpoch = m.Epoch
-		out.HeartbeatInterval = heartbeatInterval(timeout)
-		out.FirstCounts = meta.FirstCounts
-		out.Assignment = fromTPs(minusTPs(toTPs(m.Owned), revoke))
-		if out.Assignment == nil {
-			out.Assignment = []offsets.TopicPartitions{}
+		// A rejoin replaces (and so fences) an earlier incarnation: what it
+		// owned is stale from now on.
+		m = offsets.Member{
+			ID: h.MemberID, Incarnation: randomHex(8), Topics: sortedTopics(h.Topics), ClientID: h.ClientID, Principal: h.Principal,
+			SessionTimeoutMs: int32(timeout.Milliseconds()), DeadlineMs: now + timeout.Milliseconds(), JoinedMs: now, Version: m.Version,
+		}
+		if err := b.store.WriteGroup(ctx, h.Group, offsets.GroupWrite{PutMembers: []offsets.Member{m}}); err != nil {
+			return v, m, err
+		}
+		m.Version++
+		v, err = b.markChanged(ctx, h.Group, &v, m.Topics)
+		return v, m, err
+	}
+	if err := checkMember(h, m, now); err != nil {
+		return v, m, err
+	}
+	if h.Topics != nil && !slices.Equal(sortedTopics(h.Topics), m.Topics) {
+		m.Topics = sortedTopics(h.Topics)
+		if err := b.store.WriteGroup(ctx, h.Group, offsets.GroupWrite{PutMembers: []offsets.Member{m}}); err != nil {
+			return v, m, err
+		}
+		m.Version++
+		v, err = b.markChanged(ctx, h.Group, &v, m.Topics)
+		return v, m, err
+	}
+	if b.countsDiffer(ctx, v.Meta, m.Topics) {
+		v, err = b.markChanged(ctx, h.Group, &v, m.Topics)
+	}
+	return v, m, err
+}
+
+// createGroup creates a group's meta (a no-op if a concurrent join did).
+func (b *Broker) createGroup(ctx context.Context, group, assignor string, now int64) (offsets.GroupView, error) {
+	if assignor == "" {
+		assignor = AssignorUniform
+	}
+	meta := offsets.GroupMeta{Assignor: assignor, CreatedMs: now}
+	err := b.store.WriteGroup(ctx, group, offsets.GroupWrite{Meta: &meta})
+	if err != nil && !errors.Is(err, offsets.ErrConditionFailed) {
+		return offsets.GroupView{}, err
+	}
+	return b.store.LoadGroupMeta(ctx, group)
+}
+
+// markChanged moves the group epoch past the installed assignment (if it
+// is not already: then there is nothing to write, which is what keeps a
+// burst of joins from contending on the meta) and records the partition
+// counts of topics. v, when given, is the meta as already read.
+func (b *Broker) markChanged(ctx context.Context, group string, v *offsets.GroupView, topics []string) (offsets.GroupView, error) {
+	var out offsets.GroupView
+	err := b.groupLoop(ctx, group, func() error {
+		cur := v
+		v = nil
+		if cur == nil {
+			fresh, err := b.store.LoadGroupMeta(ctx, group)
+			if err != nil {
+				return err
+			}
+			cur = &fresh
+		}
+		out = *cur
+		if !cur.Exists {
+			return nil // deleted meanwhile
+		}
+		meta := cloneMeta(cur.Meta)
+		changed := b.updateCounts(ctx, &meta, topics)
+		if meta.Epoch <= meta.AssignmentEpoch {
+			meta.Epoch = meta.AssignmentEpoch + 1
+			changed = true
+		}
+		if !changed {
+			return nil
+		}
+		if err := b.store.WriteGroup(ctx, group, offsets.GroupWrite{Meta: &meta, MetaVersion: cur.MetaVersion}); err != nil {
+			return err
+		}
+		out.Meta, out.MetaVersion = meta, cur.MetaVersion+1
+		return nil
+	})
+	return out, err
+}
+
+// countsDiffer reports whether any of topics has another partition count
+// than meta recorded.
+func (b *Broker) countsDiffer(ctx context.Context, meta offsets.GroupMeta, topics []string) bool {
+	m := cloneMeta(meta)
+	return b.updateCounts(ctx, &m, topics)
+}
+
+// checkMember refuses a heartbeat of a member that is gone, expired or on
+// an epoch it was never given.
+func checkMember(h *Heartbeat, m offsets.Member, now int64) error {
+	switch {
+	case m.Version == 0:
+		return fmt.Errorf("%w: %s is not a member of %s; rejoin with member_epoch 0", offsets.ErrUnknownMember, h.MemberID, h.Group)
+	case !m.Live(now):
+		return fmt.Errorf("%w: %s's session expired; rejoin with member_epoch 0", offsets.ErrUnknownMember, h.MemberID)
+	case h.MemberEpoch != m.Epoch && h.MemberEpoch != m.PreviousEpoch:
+		return fmt.Errorf("%w: member %s is at epoch %d, the heartbeat carries %d; rejoin with member_epoch 0", offsets.ErrStaleMemberEpoch, h.MemberID, m.Epoch, h.MemberEpoch)
+	}
+	return nil
+}
+
+// updateCounts records the partition counts of topics (as this broker
+// knows them, at most a topic-cache age old) in meta, reporting whether
+// one changed. Topics that do not exist count 0.
+func (b *Broker) updateCounts(ctx context.Context, meta *offsets.GroupMeta, topics []string) bool {
+	changed := false
+	for _, name := range topics {
+		n := int32(0)
+		if t, err := b.Topic(ctx, name); err == nil {
+			n = t.Partitions
+		}
+		if old, ok := meta.PartitionCounts[name]; ok && old == n {
+			continue
+		}
+		if meta.PartitionCounts == nil {
+			meta.PartitionCounts = map[string]int32{}
+		}
+		meta.PartitionCounts[name] = n
+		if _, ok := meta.FirstCounts[name]; !ok && n > 0 {
+			if meta.FirstCounts == nil {
+				meta.FirstCounts = map[string]int32{}
+			}
+			meta.FirstCounts[name] = n
+		}
+		changed = true
+	}
+	return changed
+}
+
+// upkeep is step 2: expire members and compute assignments when due. It
+// is best effort (a failure leaves the work to the next heartbeat) and
+// returns the group as it stands after it.
+func (b *Broker) upkeep(ctx context.Context, v offsets.GroupView) offsets.GroupView {
+	now := b.now().UnixMilli()
+	if v.Exists && now >= v.Meta.ScanAfterMs {
+		if nv, err := b.expireMembers(ctx, v, now); err != nil {
+			b.log.Debug("expiring group members; the next heartbeat retries", "group", v.Name, "err", err)
+		} else {
+			v = nv
 		}
 	}
-	if changed {
-		ch.Meta = &meta
+	if v.Exists && v.Meta.Epoch > v.Meta.AssignmentEpoch && now >= v.Meta.AssigningUntilMs {
+		if nv, err := b.computeAssignment(ctx, v, now); err != nil {
+			b.log.Debug("computing a group assignment; the next heartbeat retries", "group", v.Name, "err", err)
+		} else {
+			v = nv
+		}
 	}
-	return out, ch, nil
+	return v
+}
+
+// claim writes meta with a claim (set by mark) if meta is still as read,
+// so concurrent heartbeats leave the work to this one.
+func (b *Broker) claim(ctx context.Context, v offsets.GroupView, mark func(*offsets.GroupMeta)) (offsets.GroupView, error) {
+	meta := cloneMeta(v.Meta)
+	mark(&meta)
+	if err := b.store.WriteGroup(ctx, v.Name, offsets.GroupWrite{Meta: &meta, MetaVersion: v.MetaVersion}); err != nil {
+		return v, err
+	}
+	v.Meta, v.MetaVersion = meta, v.MetaVersion+1
+	return v, nil
+}
+
+// scanEvery bounds how long a group goes without a scan for ended
+// sessions and for assignment targets of members that are gone.
+const scanEvery = 30 * time.Second
+
+// expireMembers deletes members whose session ended (each deletion
+// conditional on the member not having renewed meanwhile), marks the group
+// changed if any went or the installed assignment names a member that is
+// gone, and notes when the next scan is due.
+func (b *Broker) expireMembers(ctx context.Context, v offsets.GroupView, now int64) (offsets.GroupView, error) {
+	v, err := b.claim(ctx, v, func(m *offsets.GroupMeta) { m.ScanAfterMs = now + scanClaim.Milliseconds() })
+	if err != nil {
+		return v, err
+	}
+	members, err := b.store.GroupMembers(ctx, v.Name)
+	if err != nil {
+		return v, err
+	}
+	targets, err := b.assignment(ctx, v.Name, v.Meta.Assignment)
+	if err != nil {
+		return v, err
+	}
+	var dead []offsets.Member
+	live := map[string]bool{}
+	next := now + scanEvery.Milliseconds()
+	for _, m := range members {
+		if m.Live(now) {
+			live[m.ID] = true
+			next = min(next, m.DeadlineMs)
+		} else {
+			dead = append(dead, m)
+		}
+	}
+	next = max(next, now+100)
+	changed := false
+	for start := 0; start < len(dead); start += offsets.MaxWriteOps {
+		chunk := dead[start:min(start+offsets.MaxWriteOps, len(dead))]
+		err := b.store.WriteGroup(ctx, v.Name, offsets.GroupWrite{DeleteMembers: chunk})
+		if errors.Is(err, offsets.ErrConditionFailed) {
+			continue // one renewed (or went) meanwhile: the next scan sees to the rest
+		}
+		if err != nil {
+			return v, err
+		}
+		changed = true
+	}
+	for id := range targets {
+		changed = changed || !live[id]
+	}
+	err = b.groupLoop(ctx, v.Name, func() error {
+		cur, err := b.store.LoadGroupMeta(ctx, v.Name)
+		if err != nil || !cur.Exists {
+			return err
+		}
+		meta := cloneMeta(cur.Meta)
+		meta.ScanAfterMs = next
+		if changed && meta.Epoch <= meta.AssignmentEpoch {
+			meta.Epoch = meta.AssignmentEpoch + 1
+		}
+		if err := b.store.WriteGroup(ctx, v.Name, offsets.GroupWrite{Meta: &meta, MetaVersion: cur.MetaVersion}); err != nil {
+			return err
+		}
+		v.Meta, v.MetaVersion = meta, cur.MetaVersion+1
+		return nil
+	})
+	return v, err
+}
+
+// computeAssignment computes targets for the current members with the
+// group's assignor, stores them and installs them, unless a newer one was
+// installed meanwhile. Targets of the installed assignment guide the
+// sticky assignor.
+func (b *Broker) computeAssignment(ctx context.Context, v offsets.GroupView, now int64) (offsets.GroupView, error) {
+	v, err := b.claim(ctx, v, func(m *offsets.GroupMeta) { m.AssigningUntilMs = now + assignClaim.Milliseconds() })
+	if err != nil {
+		return v, err
+	}
+	members, err := b.store.GroupMembers(ctx, v.Name)
+	if err != nil {
+		return v, err
+	}
+	prev, err := b.assignment(ctx, v.Name, v.Meta.Assignment)
+	if err != nil {
+		return v, err
+	}
+	var subs []memberSub
+	for _, m := range offsets.LiveMembers(members, now) {
+		subs = append(subs, memberSub{id: m.ID, topics: m.Topics})
+	}
+	targets := assign(v.Meta.Assignor, subs, v.Meta.PartitionCounts, prev)
+	epoch := v.Meta.Epoch
+	ref, err := b.store.WriteAssignment(ctx, v.Name, randomHex(6), epoch, targets)
+	if err != nil {
+		return v, err
+	}
+	var replaced offsets.AssignmentRef
+	err = b.groupLoop(ctx, v.Name, func() error {
+		cur, err := b.store.LoadGroupMeta(ctx, v.Name)
+		if err != nil {
+			return err
+		}
+		if cur.Meta.AssignmentEpoch >= epoch {
+			replaced = ref // a newer one is installed: ours is garbage
+			return nil
+		}
+		meta := cloneMeta(cur.Meta)
+		replaced = meta.Assignment
+		meta.Assignment, meta.AssignmentEpoch, meta.AssigningUntilMs = ref, epoch, 0
+		meta.Members = int32(len(subs))
+		if err := b.store.WriteGroup(ctx, v.Name, offsets.GroupWrite{Meta: &meta, MetaVersion: cur.MetaVersion}); err != nil {
+			return err
+		}
+		v.Meta, v.MetaVersion = meta, cur.MetaVersion+1
+		return nil
+	})
+	if err != nil {
+		return v, err
+	}
+	if replaced.Tag != "" {
+		// Readers of the replaced assignment have it cached or re-read the
+		// meta; deleting it is cleanup, and a failure only leaves garbage
+		// the group's deletion removes.
+		if err := b.store.DeleteAssignment(ctx, v.Name, replaced); err != nil {
+			b.log.Debug("deleting a replaced assignment", "group", v.Name, "err", err)
+		}
+	}
+	return v, nil
+}
+
+// assignment returns an installed assignment's targets, cached (they never
+// change).
+func (b *Broker) assignment(ctx context.Context, group string, ref offsets.AssignmentRef) (map[string][]offsets.TopicPartitions, error) {
+	if ref.Tag == "" {
+		return map[string][]offsets.TopicPartitions{}, nil
+	}
+	key := group + "/" + ref.Tag
+	if t, ok := b.assignments.get(key); ok {
+		return t, nil
+	}
+	t, err := b.store.ReadAssignment(ctx, group, ref)
+	if err != nil {
+		return nil, err
+	}
+	size := int64(64)
+	for id, tps := range t {
+		size += int64(len(id)) + 32
+		for _, x := range tps {
+			size += int64(len(x.Topic)) + 32 + 4*int64(len(x.Partitions))
+		}
+	}
+	b.assignments.add(key, t, size)
+	return t, nil
+}
+
+// reconcile is step 3 for one member.
+func (b *Broker) reconcile(ctx context.Context, h *Heartbeat, incarnation string) (HeartbeatResult, error) {
+	out := HeartbeatResult{MemberID: h.MemberID}
+	now := b.now().UnixMilli()
+	v, m, err := b.store.GroupMember(ctx, h.Group, h.MemberID)
+	if err != nil {
+		return out, err
+	}
+	if m.Version == 0 || m.Incarnation != incarnation {
+		return out, fmt.Errorf("%w: %s was replaced or removed during its heartbeat; rejoin with member_epoch 0", offsets.ErrUnknownMember, h.MemberID)
+	}
+	if h.MemberEpoch != 0 {
+		if err := checkMember(h, m, now); err != nil {
+			return out, err
+		}
+	}
+	owned := toTPs(m.Owned)
+	if h.Owned != nil && h.MemberEpoch != 0 {
+		owned = minusTPs(owned, minusTPs(owned, toTPs(h.Owned))) // released what it no longer reports
+	}
+	targets, err := b.assignment(ctx, h.Group, v.Meta.Assignment)
+	if err != nil {
+		return out, err
+	}
+	if _, in := targets[m.ID]; !in && v.Meta.Epoch <= v.Meta.AssignmentEpoch {
+		// Joined after the installed assignment was computed, and the mark
+		// of its join was absorbed by one already pending: mark again.
+		if v, err = b.markChanged(ctx, h.Group, &v, nil); err != nil {
+			return out, err
+		}
+	}
+	target := toTPs(targets[m.ID])
+	revoke := minusTPs(owned, target)
+	m.Owned = fromTPs(owned)
+	timeout := h.SessionTimeout
+	if timeout == 0 {
+		timeout = time.Duration(m.SessionTimeoutMs) * time.Millisecond
+	}
+	m.SessionTimeoutMs, m.DeadlineMs = int32(timeout.Milliseconds()), now+timeout.Milliseconds()
+	if len(revoke) == 0 && v.Meta.AssignmentEpoch > 0 {
+		if m.Epoch != v.Meta.AssignmentEpoch {
+			m.PreviousEpoch, m.Epoch = m.Epoch, v.Meta.AssignmentEpoch
+		}
+		if err := b.acquire(ctx, h.Group, &m, minusTPs(target, owned), now); err != nil {
+			return out, err
+		}
+	} else if err := b.store.WriteGroup(ctx, h.Group, offsets.GroupWrite{PutMembers: []offsets.Member{m}}); err != nil {
+		return out, err
+	}
+	out.MemberEpoch = m.Epoch
+	out.HeartbeatInterval = heartbeatInterval(timeout)
+	out.FirstCounts = v.Meta.FirstCounts
+	out.Assignment = fromTPs(minusTPs(toTPs(m.Owned), revoke))
+	if out.Assignment == nil {
+		out.Assignment = []offsets.TopicPartitions{}
+	}
+	return out, nil
+}
+
+// acquire writes m (its deadline renewed) together with the partitions of
+// want that no live member holds: their owner items, conditional on what
+// was read, and on the members they are taken over from. m.Owned and
+// m.Version follow what was written.
+func (b *Broker) acquire(ctx context.Context, group string, m *offsets.Member, want []tp, now int64) error {
+	slices.SortFunc(want, cmpTP)
+	want = want[:min(len(want), maxAcquire)]
+	var free []offsets.OwnerState
+	if len(want) > 0 {
+		tps := make([]offsets.TopicPartition, len(want))
+		for i, x := range want {
+			tps[i] = offsets.TopicPartition{Topic: x.topic, Partition: x.p}
+		}
+		states, err := b.store.PartitionOwners(ctx, group, tps)
+		if err != nil {
+			return err
+		}
+		for _, st := range states {
+			if !st.HeldBy(m.ID, now) {
+				free = append(free, st)
+			}
+		}
+	}
+	for first := true; first || len(free) > 0; first = false {
+		chunk := free[:min(len(free), ownersPerWrite)]
+		free = free[len(chunk):]
+		next := *m
+		owned := toTPs(next.Owned)
+		w := offsets.GroupWrite{}
+		checked := map[string]bool{}
+		for _, st := range chunk {
+			owned = append(owned, tp{st.Topic, st.Partition})
+			w.PutOwners = append(w.PutOwners, offsets.OwnerPut{TopicPartition: st.TopicPartition, Owner: offsets.PartitionOwner{Member: m.ID, Incarnation: m.Incarnation}, Expect: st.Version})
+			if st.Version > 0 && st.Owner.Member != m.ID && !checked[st.Owner.Member] {
+				// Taken over from a member that left, expired or released
+				// it: only if that member did not change meanwhile.
+				checked[st.Owner.Member] = true
+				w.CheckMembers = append(w.CheckMembers, offsets.Member{ID: st.Owner.Member, Version: st.Holder.Version})
+			}
+		}
+		next.Owned = fromTPs(owned)
+		w.PutMembers = []offsets.Member{next}
+		if err := b.store.WriteGroup(ctx, group, w); err != nil {
+			if !first && errors.Is(err, offsets.ErrConditionFailed) {
+				return nil // what was written stands; the rest waits for the next heartbeat
+			}
+			return err
+		}
+		next.Version++
+		*m = next
+	}
+	return nil
+}
+
+func heartbeatInterval(session time.Duration) time.Duration {
+	return max(min(session/3, 5*time.Second), 100*time.Millisecond)
 }
 
 // CommitOffsets stores a group's offsets. With a member id the member's
@@ -596,6 +897,7 @@ type MemberInfo struct {
 	SessionTimeoutMs int32
 	DeadlineMs       int64
 	ClientID         string
+	Principal        string
 }
 
 // GroupInfo describes a group.
@@ -610,22 +912,33 @@ type GroupInfo struct {
 
 // DescribeGroup returns a group's state, members and assignments.
 func (b *Broker) DescribeGroup(ctx context.Context, group string) (GroupInfo, error) {
-	g, err := b.store.LoadGroup(ctx, group)
+	v, err := b.store.LoadGroupMeta(ctx, group)
 	if err != nil {
 		return GroupInfo{}, err
 	}
-	if !g.Exists {
+	if !v.Exists {
 		return GroupInfo{}, fmt.Errorf("%w: %s", offsets.ErrUnknownGroup, group)
 	}
+	members, err := b.store.GroupMembers(ctx, group)
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	targets, err := b.assignment(ctx, group, v.Meta.Assignment)
+	if err != nil {
+		return GroupInfo{}, err
+	}
 	now := b.now().UnixMilli()
-	info := GroupInfo{Name: group, Epoch: g.Meta.Epoch, AssignmentEpoch: g.Meta.AssignmentEpoch, Assignor: g.Meta.Assignor, State: GroupStable}
-	for _, id := range g.LiveMembers(now) {
-		m, s := g.Meta.Members[id], g.Sessions[id]
+	info := GroupInfo{Name: group, Epoch: v.Meta.Epoch, AssignmentEpoch: v.Meta.AssignmentEpoch, Assignor: v.Meta.Assignor, State: GroupStable}
+	if v.Meta.Epoch != v.Meta.AssignmentEpoch {
+		info.State = GroupReconciling
+	}
+	for _, m := range offsets.LiveMembers(members, now) {
+		target := targets[m.ID]
 		info.Members = append(info.Members, MemberInfo{
-			ID: id, Epoch: m.Epoch, Topics: m.Topics, Assignment: m.Owned, Target: m.Target,
-			SessionTimeoutMs: s.SessionTimeoutMs, DeadlineMs: s.DeadlineMs, ClientID: m.ClientID,
+			ID: m.ID, Epoch: m.Epoch, Topics: m.Topics, Assignment: m.Owned, Target: target,
+			SessionTimeoutMs: m.SessionTimeoutMs, DeadlineMs: m.DeadlineMs, ClientID: m.ClientID, Principal: m.Principal,
 		})
-		if m.Epoch != g.Meta.AssignmentEpoch || !slices.Equal(toTPs(m.Owned), toTPs(m.Target)) {
+		if m.Epoch != v.Meta.AssignmentEpoch || !slices.Equal(toTPs(m.Owned), toTPs(target)) {
 			info.State = GroupReconciling
 		}
 	}
@@ -662,7 +975,7 @@ type PartitionLag struct {
 // the committed offset (or the log start, without one) to the log end;
 // time lag is how old the first unconsumed record is.
 func (b *Broker) GroupLag(ctx context.Context, group string) ([]PartitionLag, error) {
-	g, err := b.store.LoadGroup(ctx, group)
+	v, err := b.store.LoadGroupMeta(ctx, group)
 	if err != nil {
 		return nil, err
 	}
@@ -670,8 +983,12 @@ func (b *Broker) GroupLag(ctx context.Context, group string) ([]PartitionLag, er
 	if err != nil {
 		return nil, err
 	}
-	if !g.Exists && len(cos) == 0 {
+	if !v.Exists && len(cos) == 0 {
 		return nil, fmt.Errorf("%w: %s", offsets.ErrUnknownGroup, group)
+	}
+	members, err := b.store.GroupMembers(ctx, group)
+	if err != nil {
+		return nil, err
 	}
 	committed := map[tp]int64{}
 	names := map[string]bool{}
@@ -681,18 +998,12 @@ func (b *Broker) GroupLag(ctx context.Context, group string) ([]PartitionLag, er
 	}
 	owner := map[tp]string{}
 	now := b.now().UnixMilli()
-	live := map[string]bool{}
-	for _, id := range g.LiveMembers(now) {
-		live[id] = true
-	}
-	for id, m := range g.Meta.Members {
+	for _, m := range offsets.LiveMembers(members, now) {
 		for _, t := range m.Topics {
 			names[t] = true
 		}
-		if live[id] {
-			for _, x := range toTPs(m.Owned) {
-				owner[x] = id
-			}
+		for _, x := range toTPs(m.Owned) {
+			owner[x] = m.ID
 		}
 	}
 	topics, err := b.store.Topics(ctx, slices.Sorted(maps.Keys(names)))

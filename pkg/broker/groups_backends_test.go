@@ -4,14 +4,17 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/streambed/streambed/internal/awsconf"
+	"github.com/streambed/streambed/internal/dynamolike"
 	"github.com/streambed/streambed/internal/testenv"
 	"github.com/streambed/streambed/pkg/offsets"
 	"github.com/streambed/streambed/pkg/offsets/bolttable"
 	"github.com/streambed/streambed/pkg/offsets/dynamotable"
+	"github.com/streambed/streambed/pkg/offsets/memtable"
 )
 
 func TestGroupsEmbedded(t *testing.T) {
@@ -22,6 +25,19 @@ func TestGroupsEmbedded(t *testing.T) {
 		}
 		t.Cleanup(func() { tb.Close() })
 		return tb
+	})
+}
+
+// TestGroupsDynamoLike runs the group protocol over a table with
+// DynamoDB's torn multi-item reads, transaction conflicts and writes that
+// land after their caller gave up on them.
+func TestGroupsDynamoLike(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	GroupSuite(t, func(t *testing.T) offsets.Table {
+		dl := dynamolike.New(memtable.New(), dynamolike.Config{Seed: seed, TornReads: true, MaxInFlight: 200 * time.Microsecond})
+		t.Cleanup(dl.Wait)
+		return dl
 	})
 }
 

@@ -8,65 +8,122 @@ import (
 	"strings"
 )
 
+// A consumer group's state is spread over items of the group's partition
+// key, so that a group of thousands of members over thousands of
+// partitions stays within DynamoDB's item and transaction limits, and a
+// steady member's heartbeat reads two small items and writes one:
+//
+//	g#{group} / meta                   GroupMeta: epochs, assignor, partition counts, installed assignment
+//	g#{group} / m#{member}             Member: subscription, epoch, owned partitions, session deadline
+//	g#{group} / o#{topic}#{p:010}      PartitionOwner: who may consume the partition
+//	g#{group} / a#{tag}#{chunk:04}     AssignmentChunk: targets computed for one assignment (immutable)
+//	g#{group} / c#{topic}#{p:010}      CommittedOffset
+//
+// Reads across items are not snapshots (a DynamoDB Query or BatchGetItem
+// is read-committed per item), so no decision relies on one: a partition
+// is handed to a member by a conditional write of its owner item, which
+// two members cannot both win, and a takeover from a member that left,
+// expired or released it is conditional on that member's item too.
+
+const (
+	ownerPrefix  = "o#"
+	assignPrefix = "a#"
+	// MaxAssignmentChunk bounds one assignment item's value.
+	MaxAssignmentChunk = 300 << 10
+)
+
 // TopicPartitions names some partitions of one topic.
 type TopicPartitions struct {
 	Topic      string  `json:"topic"`
 	Partitions []int32 `json:"partitions"`
 }
 
-// GroupMeta is a consumer group's state (KIP-848 style). Everything that
-// decides partition ownership lives in this one item, so every decision is
-// made on one consistent snapshot and serialized by its version: a Query
-// over several items is only read-committed per item, and a torn view of
-// ownership could hand one partition to two members.
+// TopicPartition is one partition of a topic.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+// AssignmentRef names the installed target assignment: its items.
+type AssignmentRef struct {
+	Tag    string `json:"tag,omitempty"`
+	Chunks int    `json:"chunks,omitempty"`
+}
+
+// GroupMeta is a consumer group's shared state (KIP-848 style).
 type GroupMeta struct {
 	// Epoch is the group epoch, bumped whenever membership, subscriptions
 	// or subscribed partition counts change.
 	Epoch int32 `json:"epoch"`
-	// AssignmentEpoch is the group epoch the members' targets were
-	// computed for.
-	AssignmentEpoch int32                   `json:"assignment_epoch"`
-	Assignor        string                  `json:"assignor"`
-	Members         map[string]*GroupMember `json:"members,omitempty"`
-	PartitionCounts map[string]int32        `json:"partition_counts,omitempty"`
+	// AssignmentEpoch is the group epoch the installed assignment was
+	// computed for (it may lag Epoch while the next one is computed).
+	AssignmentEpoch int32         `json:"assignment_epoch"`
+	Assignment      AssignmentRef `json:"assignment"`
+	// AssigningUntilMs: a member is computing the next assignment until
+	// then; others keep the installed one rather than all compute it.
+	AssigningUntilMs int64  `json:"assigning_until_ms,omitempty"`
+	Assignor         string `json:"assignor"`
+	// PartitionCounts of the subscribed topics, as last seen.
+	PartitionCounts map[string]int32 `json:"partition_counts,omitempty"`
 	// FirstCounts is each subscribed topic's partition count when the
 	// group first subscribed to it: partitions added later start at their
 	// earliest offset, so records written to them before a member took
 	// them are not skipped.
 	FirstCounts map[string]int32 `json:"first_counts,omitempty"`
-	CreatedMs   int64            `json:"created_ms"`
-}
-
-// GroupMember is one member's part of the group state.
-type GroupMember struct {
-	// Epoch fences the member's commits; PreviousEpoch is still accepted
-	// on heartbeats, so a lost response does not fence a healthy member.
-	Epoch         int32             `json:"epoch"`
-	PreviousEpoch int32             `json:"previous_epoch"`
-	Topics        []string          `json:"topics"`
-	Target        []TopicPartitions `json:"target,omitempty"`
-	// Owned is what the member may consume now. A partition is in at most
-	// one member's Owned; it moves only after its owner released it (a
-	// heartbeat without it) or left or expired.
-	Owned    []TopicPartitions `json:"owned,omitempty"`
-	ClientID string            `json:"client_id,omitempty"`
-	JoinedMs int64             `json:"joined_ms"`
+	// Members counts member items (live or not yet expired).
+	Members int32 `json:"members"`
+	// ScanAfterMs is the earliest a member's session can have ended: the
+	// first heartbeat after it scans the members and expires the dead.
+	ScanAfterMs int64 `json:"scan_after_ms,omitempty"`
+	CreatedMs   int64 `json:"created_ms"`
 }
 
 func (g *GroupMeta) validate() error {
-	if g.Epoch < 0 || g.AssignmentEpoch < 0 || g.AssignmentEpoch > g.Epoch {
-		return fmt.Errorf("group epoch %d assignment epoch %d", g.Epoch, g.AssignmentEpoch)
-	}
-	for id, m := range g.Members {
-		if id == "" || m == nil || m.Epoch < 0 {
-			return fmt.Errorf("group member %q", id)
-		}
+	if g.Epoch < 0 || g.AssignmentEpoch < 0 || g.AssignmentEpoch > g.Epoch || g.Members < 0 || g.Assignment.Chunks < 0 {
+		return fmt.Errorf("group epoch %d assignment epoch %d members %d", g.Epoch, g.AssignmentEpoch, g.Members)
 	}
 	return nil
 }
 
+// Member is one member of a group: its own item, rewritten by its
+// heartbeats.
+type Member struct {
+	ID string `json:"id"`
+	// Incarnation changes with every join, so that what an earlier
+	// incarnation of the same id owned is recognisably stale.
+	Incarnation string `json:"incarnation"`
+	// Epoch fences the member's commits; PreviousEpoch is still accepted
+	// on heartbeats, so a lost response does not fence a healthy member.
+	Epoch         int32    `json:"epoch"`
+	PreviousEpoch int32    `json:"previous_epoch"`
+	Topics        []string `json:"topics"`
+	// Owned is what the member may consume now. A partition is in at most
+	// one live member's Owned: it is added only with the partition's owner
+	// item, and moves on only after the member released it (a heartbeat
+	// without it), left or expired.
+	Owned            []TopicPartitions `json:"owned,omitempty"`
+	SessionTimeoutMs int32             `json:"session_timeout_ms"`
+	DeadlineMs       int64             `json:"deadline_ms"`
+	ClientID         string            `json:"client_id,omitempty"`
+	// Principal is who created this incarnation (authorization binds the
+	// member to it).
+	Principal string `json:"principal,omitempty"`
+	JoinedMs  int64  `json:"joined_ms"`
+	Version   int64  `json:"-"`
+}
+
+func (m *Member) validate() error {
+	if m.ID == "" || m.Epoch < 0 || m.SessionTimeoutMs <= 0 {
+		return fmt.Errorf("member %q epoch %d timeout %d", m.ID, m.Epoch, m.SessionTimeoutMs)
+	}
+	return nil
+}
+
+// Live reports whether the member's session is unexpired at nowMs.
+func (m *Member) Live(nowMs int64) bool { return m.Version > 0 && m.DeadlineMs > nowMs }
+
 // Owns reports whether the member owns topic/partition.
-func (m *GroupMember) Owns(topic string, p int32) bool {
+func (m *Member) Owns(topic string, p int32) bool {
 	for _, tp := range m.Owned {
 		if tp.Topic == topic && slices.Contains(tp.Partitions, p) {
 			return true
@@ -75,44 +132,59 @@ func (m *GroupMember) Owns(topic string, p int32) bool {
 	return false
 }
 
-// Session is a member's liveness: its own small item, rewritten by every
-// heartbeat, so the group item is only written when something changes.
-type Session struct {
-	ID               string `json:"id"`
-	SessionTimeoutMs int32  `json:"session_timeout_ms"`
-	DeadlineMs       int64  `json:"deadline_ms"`
-	Version          int64  `json:"-"`
+// PartitionOwner is the token of a partition's ownership.
+type PartitionOwner struct {
+	Member      string `json:"member"`
+	Incarnation string `json:"incarnation"`
 }
 
-func (m *Session) validate() error {
-	if m.ID == "" || m.SessionTimeoutMs <= 0 {
-		return fmt.Errorf("session %q timeout %d", m.ID, m.SessionTimeoutMs)
+func (o *PartitionOwner) validate() error {
+	if o.Member == "" {
+		return errors.New("partition owner without a member")
 	}
 	return nil
 }
 
-// Live reports whether the session is unexpired at nowMs.
-func (m *Session) Live(nowMs int64) bool { return m.DeadlineMs > nowMs }
+// OwnerState is a partition's owner item as read, with its owner's member
+// item.
+type OwnerState struct {
+	TopicPartition
+	Owner   PartitionOwner
+	Version int64
+	// Holder is the owner's member item (Version 0 if it is gone).
+	Holder Member
+}
 
-// Group is a consumer group as read: its meta and member sessions.
-type Group struct {
+// HeldBy reports whether a live member other than self holds the
+// partition: its owner item names an existing incarnation that is live
+// and still lists the partition. Anything else is free to take.
+func (o OwnerState) HeldBy(self string, nowMs int64) bool {
+	if o.Version == 0 || o.Owner.Member == self {
+		return false
+	}
+	h := o.Holder
+	return h.Live(nowMs) && h.Incarnation == o.Owner.Incarnation && h.Owns(o.Topic, o.Partition)
+}
+
+// AssignmentChunk is part of one computed target assignment.
+type AssignmentChunk struct {
+	Epoch   int32                        `json:"epoch"`
+	Targets map[string][]TopicPartitions `json:"targets"`
+}
+
+func (a *AssignmentChunk) validate() error {
+	if a.Epoch < 0 {
+		return fmt.Errorf("assignment chunk epoch %d", a.Epoch)
+	}
+	return nil
+}
+
+// GroupView is a group's meta as read.
+type GroupView struct {
 	Name        string
 	Exists      bool
 	Meta        GroupMeta
 	MetaVersion int64
-	Sessions    map[string]Session
-}
-
-// LiveMembers returns the ids of members with unexpired sessions, sorted.
-func (g *Group) LiveMembers(nowMs int64) []string {
-	var live []string
-	for id := range g.Meta.Members {
-		if s, ok := g.Sessions[id]; ok && s.Live(nowMs) {
-			live = append(live, id)
-		}
-	}
-	slices.Sort(live)
-	return live
 }
 
 // ValidateGroupName: the same characters as topics (they appear in keys),
@@ -124,73 +196,288 @@ func ValidateGroupName(g string) error {
 // ValidateMemberID: 1-100 characters of [a-zA-Z0-9._-].
 func ValidateMemberID(id string) error { return validateName("member_id", "member_id", id, 100) }
 
-// LoadGroup reads a group's meta and member sessions in one strongly
-// consistent query.
-func (s *Store) LoadGroup(ctx context.Context, name string) (Group, error) {
-	if err := ValidateGroupName(name); err != nil {
-		return Group{}, err
+func metaKey(g string) Key { return Key{groupPK(g), skMeta} }
+
+func ownerKey(g, topic string, p int32) Key {
+	return Key{groupPK(g), fmt.Sprintf("%s%s#%010d", ownerPrefix, topic, p)}
+}
+
+func assignKey(g, tag string, chunk int) Key {
+	return Key{groupPK(g), fmt.Sprintf("%s%s#%04d", assignPrefix, tag, chunk)}
+}
+
+func decodeMeta(g string, it Item) (GroupView, error) {
+	v := GroupView{Name: g}
+	if it.Exists() {
+		if err := decode(it, &v.Meta); err != nil {
+			return v, err
+		}
+		v.Exists, v.MetaVersion = true, it.Version
 	}
-	g := Group{Name: name, Sessions: map[string]Session{}}
-	// "m#..." sessions sort before "meta"; committed offsets ("c#") are excluded.
-	for from := membPrefix; ; {
-		items, more, err := s.t.Query(ctx, groupPK(name), Range{From: from, To: skMeta}, 0)
+	return v, nil
+}
+
+func decodeMember(it Item) (Member, error) {
+	var m Member
+	if it.Exists() {
+		if err := decode(it, &m); err != nil {
+			return m, err
+		}
+		m.Version = it.Version
+	}
+	return m, nil
+}
+
+// LoadGroupMeta reads a group's meta.
+func (s *Store) LoadGroupMeta(ctx context.Context, group string) (GroupView, error) {
+	if err := ValidateGroupName(group); err != nil {
+		return GroupView{}, err
+	}
+	items, err := s.t.Get(ctx, metaKey(group))
+	if err != nil {
+		return GroupView{}, err
+	}
+	return decodeMeta(group, items[0])
+}
+
+// GroupMember reads a group's meta and one member's item (Version 0 when
+// it does not exist) in one call.
+func (s *Store) GroupMember(ctx context.Context, group, member string) (GroupView, Member, error) {
+	if err := ValidateGroupName(group); err != nil {
+		return GroupView{}, Member{}, err
+	}
+	items, err := s.t.Get(ctx, metaKey(group), memberKey(group, member))
+	if err != nil {
+		return GroupView{}, Member{}, err
+	}
+	v, err := decodeMeta(group, items[0])
+	if err != nil {
+		return v, Member{}, err
+	}
+	m, err := decodeMember(items[1])
+	return v, m, err
+}
+
+// GroupMembers reads every member item of a group, by id.
+func (s *Store) GroupMembers(ctx context.Context, group string) ([]Member, error) {
+	if err := ValidateGroupName(group); err != nil {
+		return nil, err
+	}
+	var out []Member
+	err := s.queryAll(ctx, groupPK(group), Prefix(membPrefix), func(it Item) error {
+		m, err := decodeMember(it)
+		if err == nil {
+			out = append(out, m)
+		}
+		return err
+	})
+	return out, err
+}
+
+// queryAll runs fn on every item of pk in r, page by page.
+func (s *Store) queryAll(ctx context.Context, pk string, r Range, fn func(Item) error) error {
+	for {
+		items, more, err := s.t.Query(ctx, pk, r, 0)
 		if err != nil {
-			return Group{}, err
+			return err
 		}
 		for _, it := range items {
-			if it.SK == skMeta {
-				if err := decode(it, &g.Meta); err != nil {
-					return Group{}, err
-				}
-				g.Exists, g.MetaVersion = true, it.Version
-				continue
+			if err := fn(it); err != nil {
+				return err
 			}
-			var m Session
-			if err := decode(it, &m); err != nil {
-				return Group{}, err
-			}
-			m.Version = it.Version
-			g.Sessions[m.ID] = m
 		}
 		if !more || len(items) == 0 {
-			break
+			return nil
 		}
-		from = items[len(items)-1].SK + "\x01"
+		r.From = items[len(items)-1].SK + "\x01"
 	}
-	return g, nil
 }
 
-// GroupChange is a conditional update of a group read with LoadGroup. It
-// applies only if the meta (written or just checked) and every touched
-// session are as read.
-type GroupChange struct {
-	Meta           *GroupMeta // nil: meta untouched, but still checked
-	PutSessions    []Session  // Version: as read, 0 if new
-	DeleteSessions []Session  // Version: as read
+// PartitionOwners reads the owner items of partitions, and the member
+// items of their owners.
+func (s *Store) PartitionOwners(ctx context.Context, group string, tps []TopicPartition) ([]OwnerState, error) {
+	keys := make([]Key, len(tps))
+	for i, x := range tps {
+		keys[i] = ownerKey(group, x.Topic, x.Partition)
+	}
+	items, err := s.getMany(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]OwnerState, len(tps))
+	var holders []Key
+	seen := map[string]bool{}
+	for i, it := range items {
+		out[i].TopicPartition = tps[i]
+		if !it.Exists() {
+			continue
+		}
+		if err := decode(it, &out[i].Owner); err != nil {
+			return nil, err
+		}
+		out[i].Version = it.Version
+		if id := out[i].Owner.Member; !seen[id] {
+			seen[id] = true
+			holders = append(holders, memberKey(group, id))
+		}
+	}
+	hitems, err := s.getMany(ctx, holders)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]Member{}
+	for _, it := range hitems {
+		m, err := decodeMember(it)
+		if err != nil {
+			return nil, err
+		}
+		byID[strings.TrimPrefix(it.SK, membPrefix)] = m
+	}
+	for i := range out {
+		if out[i].Version > 0 {
+			out[i].Holder = byID[out[i].Owner.Member]
+		}
+	}
+	return out, nil
 }
 
-// SaveGroup writes a GroupChange. A lost race is an error wrapping
-// ErrConditionFailed: reload and recompute.
-func (s *Store) SaveGroup(ctx context.Context, g Group, ch GroupChange) error {
+// WriteAssignment stores a computed target assignment under a new tag, in
+// as many items as it needs (create-only: an assignment never changes).
+func (s *Store) WriteAssignment(ctx context.Context, group, tag string, epoch int32, targets map[string][]TopicPartitions) (AssignmentRef, error) {
+	ids := make([]string, 0, len(targets))
+	for id := range targets {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var chunks []*AssignmentChunk
+	cur, size := &AssignmentChunk{Epoch: epoch, Targets: map[string][]TopicPartitions{}}, 0
+	for _, id := range ids {
+		n := len(id) + 16
+		for _, t := range targets[id] {
+			n += len(t.Topic) + 24 + 11*len(t.Partitions)
+		}
+		if size > 0 && size+n > MaxAssignmentChunk {
+			chunks = append(chunks, cur)
+			cur, size = &AssignmentChunk{Epoch: epoch, Targets: map[string][]TopicPartitions{}}, 0
+		}
+		cur.Targets[id] = targets[id]
+		size += n
+	}
+	chunks = append(chunks, cur)
+	for start := 0; start < len(chunks); start += MaxWriteOps {
+		var w tx
+		for i := start; i < min(start+MaxWriteOps, len(chunks)); i++ {
+			w.put(assignKey(group, tag, i), 0, chunks[i])
+		}
+		if err := s.t.Write(ctx, w.ops...); err != nil {
+			return AssignmentRef{}, err
+		}
+	}
+	return AssignmentRef{Tag: tag, Chunks: len(chunks)}, nil
+}
+
+// ReadAssignment reads an installed assignment's targets.
+func (s *Store) ReadAssignment(ctx context.Context, group string, ref AssignmentRef) (map[string][]TopicPartitions, error) {
+	out := map[string][]TopicPartitions{}
+	if ref.Tag == "" {
+		return out, nil
+	}
+	keys := make([]Key, ref.Chunks)
+	for i := range keys {
+		keys[i] = assignKey(group, ref.Tag, i)
+	}
+	items, err := s.getMany(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range items {
+		if !it.Exists() {
+			return nil, fmt.Errorf("%w: assignment %s of group %s has lost item %s", ErrUnavailable, ref.Tag, group, it.SK)
+		}
+		var c AssignmentChunk
+		if err := decode(it, &c); err != nil {
+			return nil, err
+		}
+		for id, t := range c.Targets {
+			out[id] = t
+		}
+	}
+	return out, nil
+}
+
+// DeleteAssignment removes an assignment's items (one no longer
+// installed).
+func (s *Store) DeleteAssignment(ctx context.Context, group string, ref AssignmentRef) error {
+	for start := 0; start < ref.Chunks; start += MaxWriteOps {
+		var w tx
+		for i := start; i < min(start+MaxWriteOps, ref.Chunks); i++ {
+			w.del(assignKey(group, ref.Tag, i), AnyVersion)
+		}
+		if err := s.t.Write(ctx, w.ops...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// OwnerPut takes (or re-takes) a partition's owner item, if it is at
+// version Expect (0: absent).
+type OwnerPut struct {
+	TopicPartition
+	Owner  PartitionOwner
+	Expect int64
+}
+
+// GroupWrite is one conditional change of a group: every item written,
+// deleted or checked must still be at the version it was read at, or
+// nothing is written (an error wrapping ErrConditionFailed: read again).
+type GroupWrite struct {
+	// Meta, when set, is written at MetaVersion (0: the group is created).
+	Meta *GroupMeta
+	// CheckMeta only requires the meta to be at MetaVersion.
+	CheckMeta   bool
+	MetaVersion int64
+	PutMembers  []Member // at their Version (0: new)
+	// DeleteMembers and CheckMembers name members at their Version.
+	DeleteMembers []Member
+	CheckMembers  []Member
+	PutOwners     []OwnerPut
+}
+
+// WriteGroup applies a GroupWrite atomically. It holds at most
+// MaxWriteOps items.
+func (s *Store) WriteGroup(ctx context.Context, group string, gw GroupWrite) error {
+	if err := ValidateGroupName(group); err != nil {
+		return err
+	}
 	var w tx
-	metaKey := Key{groupPK(g.Name), skMeta}
-	if ch.Meta != nil {
-		w.put(metaKey, g.MetaVersion, ch.Meta)
-		if !g.Exists {
-			w.put(groupDirKey(g.Name), AnyVersion, &groupDir{Name: g.Name})
+	switch {
+	case gw.Meta != nil:
+		w.put(metaKey(group), gw.MetaVersion, gw.Meta)
+		if gw.MetaVersion == 0 {
+			w.put(groupDirKey(group), AnyVersion, &groupDir{Name: group})
 		}
-	} else {
-		w.check(metaKey, g.MetaVersion)
+	case gw.CheckMeta:
+		w.check(metaKey(group), gw.MetaVersion)
 	}
-	for _, m := range ch.PutSessions {
+	for _, m := range gw.PutMembers {
 		ttl := (m.DeadlineMs + 24*3600*1000) / 1000 // kept a day past expiry, for inspection
-		w.putTTL(memberKey(g.Name, m.ID), m.Version, &m, ttl)
+		w.putTTL(memberKey(group, m.ID), m.Version, &m, ttl)
 	}
-	for _, m := range ch.DeleteSessions {
-		w.del(memberKey(g.Name, m.ID), m.Version)
+	for _, m := range gw.DeleteMembers {
+		w.del(memberKey(group, m.ID), m.Version)
+	}
+	for _, m := range gw.CheckMembers {
+		w.check(memberKey(group, m.ID), m.Version)
+	}
+	for _, o := range gw.PutOwners {
+		w.put(ownerKey(group, o.Topic, o.Partition), o.Expect, &o.Owner)
+	}
+	if len(w.ops) == 0 {
+		return nil
 	}
 	if len(w.ops) > MaxWriteOps {
-		return invalidf("group change touches %d items, limit %d", len(w.ops), MaxWriteOps)
+		return invalidf("group write touches %d items, limit %d", len(w.ops), MaxWriteOps)
 	}
 	return s.t.Write(ctx, w.ops...)
 }
@@ -228,6 +515,17 @@ func (c *CommittedOffset) validate() error {
 // MaxCommitMetadata bounds commit metadata (Kafka's default is 4096).
 const MaxCommitMetadata = 4096
 
+// LiveMembers returns the members live at nowMs.
+func LiveMembers(ms []Member, nowMs int64) []Member {
+	var out []Member
+	for _, m := range ms {
+		if m.Live(nowMs) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // CommitOffsets stores committed offsets for a group. With a member id, the
 // member must exist, be live, carry its current epoch and own every
 // partition (ErrUnknownMember, ErrStaleMemberEpoch,
@@ -242,7 +540,7 @@ func (s *Store) CommitOffsets(ctx context.Context, group, memberID string, membe
 	if len(offsets) == 0 || len(offsets) > MaxWriteOps-2 {
 		return invalid("offsets", "commit between 1 and %d offsets at once", MaxWriteOps-2)
 	}
-	seen := map[[2]any]bool{}
+	seen := map[TopicPartition]bool{}
 	for i, o := range offsets {
 		switch {
 		case o.Offset < 0:
@@ -251,33 +549,20 @@ func (s *Store) CommitOffsets(ctx context.Context, group, memberID string, membe
 			return invalid(fmt.Sprintf("offsets[%d].metadata", i), "%d bytes, the limit is %d", len(o.Metadata), MaxCommitMetadata)
 		case ValidateTopicName(o.Topic) != nil || o.Partition < 0:
 			return invalid(fmt.Sprintf("offsets[%d]", i), "topic %q partition %d is not a valid partition", o.Topic, o.Partition)
-		case seen[[2]any{o.Topic, o.Partition}]:
+		case seen[TopicPartition{o.Topic, o.Partition}]:
 			return invalid(fmt.Sprintf("offsets[%d]", i), "%s/%d appears twice", o.Topic, o.Partition)
 		}
-		seen[[2]any{o.Topic, o.Partition}] = true
+		seen[TopicPartition{o.Topic, o.Partition}] = true
 	}
 	return s.loop(ctx, "commit offsets", func() (bool, error) {
 		now := s.nowMs()
 		var w tx
 		if memberID != "" {
-			items, err := s.t.Get(ctx, Key{groupPK(group), skMeta}, memberKey(group, memberID))
+			_, m, err := s.GroupMember(ctx, group, memberID)
 			if err != nil {
 				return false, err
 			}
-			var meta GroupMeta
-			var sess Session
-			if items[0].Exists() {
-				if err := decode(items[0], &meta); err != nil {
-					return false, err
-				}
-			}
-			if items[1].Exists() {
-				if err := decode(items[1], &sess); err != nil {
-					return false, err
-				}
-			}
-			m, ok := meta.Members[memberID]
-			if !ok || !items[1].Exists() || !sess.Live(now) {
+			if !m.Live(now) {
 				return false, fmt.Errorf("%w: %s in group %s", ErrUnknownMember, memberID, group)
 			}
 			if m.Epoch != memberEpoch {
@@ -288,21 +573,27 @@ func (s *Store) CommitOffsets(ctx context.Context, group, memberID string, membe
 					return false, fmt.Errorf("%w: %s/%d is not owned by %s", ErrPartitionNotAssigned, o.Topic, o.Partition, memberID)
 				}
 			}
-			// Both items decided: the commit lands only if neither changed.
-			w.check(items[0].Key, items[0].Version)
-			w.check(items[1].Key, items[1].Version)
+			// Decided on the member's item: the commit lands only if it
+			// did not change meanwhile.
+			w.check(memberKey(group, memberID), m.Version)
 		} else {
-			g, err := s.LoadGroup(ctx, group)
+			v, err := s.LoadGroupMeta(ctx, group)
 			if err != nil {
 				return false, err
 			}
-			if live := g.LiveMembers(now); len(live) > 0 {
+			members, err := s.GroupMembers(ctx, group)
+			if err != nil {
+				return false, err
+			}
+			if live := LiveMembers(members, now); len(live) > 0 {
 				return false, fmt.Errorf("%w: %s has %d live members; commit as a member or wait until it is empty", ErrGroupNotEmpty, group, len(live))
 			}
-			if g.Exists {
-				w.check(Key{groupPK(group), skMeta}, g.MetaVersion)
+			// A join writes the meta: conditioning on it keeps a member
+			// from joining between the check and the commit.
+			if v.Exists {
+				w.check(metaKey(group), v.MetaVersion)
 			} else {
-				w.put(Key{groupPK(group), skMeta}, 0, &GroupMeta{Assignor: "uniform", CreatedMs: now})
+				w.put(metaKey(group), 0, &GroupMeta{Assignor: "uniform", CreatedMs: now})
 				w.put(groupDirKey(group), AnyVersion, &groupDir{Name: group})
 			}
 		}
@@ -325,23 +616,15 @@ func (s *Store) FetchOffsets(ctx context.Context, group, topic string) ([]Commit
 		prefix += topic + "#"
 	}
 	var out []CommittedOffset
-	for r := Prefix(prefix); ; {
-		items, more, err := s.t.Query(ctx, groupPK(group), r, 0)
-		if err != nil {
-			return nil, err
+	err := s.queryAll(ctx, groupPK(group), Prefix(prefix), func(it Item) error {
+		var c CommittedOffset
+		if err := decode(it, &c); err != nil {
+			return err
 		}
-		for _, it := range items {
-			var c CommittedOffset
-			if err := decode(it, &c); err != nil {
-				return nil, err
-			}
-			out = append(out, c)
-		}
-		if !more || len(items) == 0 {
-			return out, nil
-		}
-		r.From = items[len(items)-1].SK + "\x01"
-	}
+		out = append(out, c)
+		return nil
+	})
+	return out, err
 }
 
 // ListGroups returns group names after `after`, up to limit, and the name
@@ -366,39 +649,51 @@ func (s *Store) ListGroups(ctx context.Context, after string, limit int) ([]stri
 	return names, next, nil
 }
 
-// DeleteGroup removes an empty group: its committed offsets (in chunks,
-// each conditional on the group staying unchanged), expired members, meta
-// and directory entry. It is retryable; a failure part way leaves the
-// group in place with fewer offsets.
+// DeleteGroup removes a group with no live members: its committed
+// offsets, members, owner and assignment items (in chunks, each
+// conditional on the meta, so a member joining meanwhile stops it), then
+// its meta and directory entry. It is retryable; a failure part way
+// leaves the group in place with less in it.
 func (s *Store) DeleteGroup(ctx context.Context, group string) error {
 	return s.loop(ctx, "delete group", func() (bool, error) {
-		g, err := s.LoadGroup(ctx, group)
+		v, err := s.LoadGroupMeta(ctx, group)
 		if err != nil {
 			return false, err
 		}
-		if !g.Exists {
+		if !v.Exists {
 			return false, fmt.Errorf("%w: %s", ErrUnknownGroup, group)
 		}
-		if live := g.LiveMembers(s.nowMs()); len(live) > 0 {
-			return false, fmt.Errorf("%w: %s has %d live members", ErrGroupNotEmpty, group, len(live))
-		}
-		metaKey := Key{groupPK(group), skMeta}
-		items, more, err := s.t.Query(ctx, groupPK(group), Prefix(commPrefix), MaxWriteOps-1)
+		members, err := s.GroupMembers(ctx, group)
 		if err != nil {
 			return false, err
 		}
+		if live := LiveMembers(members, s.nowMs()); len(live) > 0 {
+			return false, fmt.Errorf("%w: %s has %d live members", ErrGroupNotEmpty, group, len(live))
+		}
+		for _, prefix := range []string{assignPrefix, commPrefix, membPrefix, ownerPrefix} {
+			for {
+				items, more, err := s.t.Query(ctx, groupPK(group), Prefix(prefix), MaxWriteOps-1)
+				if err != nil {
+					return false, err
+				}
+				if len(items) == 0 {
+					break
+				}
+				var w tx
+				w.check(metaKey(group), v.MetaVersion)
+				for _, it := range items {
+					w.del(it.Key, it.Version)
+				}
+				if err := s.t.Write(ctx, w.ops...); err != nil {
+					return false, err
+				}
+				if !more {
+					break
+				}
+			}
+		}
 		var w tx
-		for _, it := range items {
-			w.del(it.Key, it.Version)
-		}
-		if more || len(items)+len(g.Sessions)+2 > MaxWriteOps {
-			w.check(metaKey, g.MetaVersion)
-			return false, s.t.Write(ctx, w.ops...) // another round for the rest
-		}
-		for _, m := range g.Sessions {
-			w.del(memberKey(group, m.ID), m.Version)
-		}
-		w.del(metaKey, g.MetaVersion)
+		w.del(metaKey(group), v.MetaVersion)
 		w.del(groupDirKey(group), AnyVersion)
 		return true, s.t.Write(ctx, w.ops...)
 	})

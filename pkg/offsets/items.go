@@ -21,8 +21,11 @@ import (
 //	groups          / g#{group}                group directory entry
 //	g#{group}       / meta                     GroupMeta
 //	g#{group}       / m#{member}               Member (TTL)
+//	g#{group}       / o#{topic}#{part:010}     PartitionOwner
+//	g#{group}       / a#{tag}#{chunk:04}       AssignmentChunk
 //	g#{group}       / c#{topic}#{part:010}     CommittedOffset
-//	state           / s#{name}                 State (compactor cursors)
+//	i#{hmac}        / idem                     IdemRecord (TTL)
+//	state           / s#{name}                 State (compactor cursors, idempotency secret)
 const (
 	pkTopics   = "topics"
 	pkDeleted  = "tdel"

@@ -150,15 +150,43 @@ func (s *Store) CreateTopic(ctx context.Context, name string, partitions int32, 
 		return Topic{}, err
 	}
 	t := Topic{Name: name, ID: newID(), Partitions: partitions, Config: cfg, CreatedMs: s.nowMs()}
-	err := s.t.Write(ctx, Put(topicKey(name), 0, encode(&t)))
-	if errors.Is(err, ErrConditionFailed) {
-		return Topic{}, fmt.Errorf("%w: %s", ErrTopicExists, name)
-	}
+	wrote := false
+	err := s.loop(ctx, "create topic", func() (bool, error) {
+		if wrote {
+			// An earlier write's outcome is unknown: it may have landed.
+			cur, err := s.Topic(ctx, name)
+			switch {
+			case err == nil && cur.ID == t.ID:
+				t = cur
+				return true, nil
+			case err == nil:
+				return false, fmt.Errorf("%w: %s", ErrTopicExists, name)
+			case !errors.Is(err, ErrUnknownTopic):
+				return false, err
+			}
+		}
+		wrote = true
+		err := s.t.Write(ctx, Put(topicKey(name), 0, encode(&t)))
+		switch {
+		case errors.Is(err, ErrConditionFailed):
+			return false, fmt.Errorf("%w: %s", ErrTopicExists, name)
+		case ambiguous(ctx, err):
+			return false, fmt.Errorf("%w: %v", ErrConflict, err) // read back, then decide
+		case err != nil:
+			return false, err
+		}
+		t.Version = 1
+		return true, nil
+	})
 	if err != nil {
 		return Topic{}, err
 	}
-	t.Version = 1
 	return t, nil
+}
+
+// ambiguous reports whether a write's error leaves its outcome unknown.
+func ambiguous(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() == nil && !retryable(err) && !errors.Is(err, ErrRefused) && !errors.Is(err, ErrInvalid)
 }
 
 // Topic returns a topic by name.

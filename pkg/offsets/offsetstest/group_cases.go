@@ -1,6 +1,8 @@
 package offsetstest
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,28 +12,32 @@ import (
 // joinGroup stores a group with member owning assigned at epoch.
 func joinGroup(t *testing.T, e *env, group, member string, epoch int32, assigned []offsets.TopicPartitions) string {
 	t.Helper()
-	g, err := e.store.LoadGroup(e.ctx, group)
+	v, m, err := e.store.GroupMember(e.ctx, group, member)
 	must(t, err)
-	meta := g.Meta
-	if meta.Members == nil {
-		meta.Members = map[string]*offsets.GroupMember{}
+	meta := v.Meta
+	if m.Version == 0 {
+		meta.Members++
 	}
-	meta.Members[member] = &offsets.GroupMember{Epoch: epoch, Topics: []string{"t"}, Target: assigned, Owned: assigned}
 	meta.Epoch = max(meta.Epoch, epoch)
 	meta.AssignmentEpoch = meta.Epoch
-	sess := offsets.Session{ID: member, SessionTimeoutMs: 45000, DeadlineMs: e.clock.Now().Add(45 * time.Second).UnixMilli()}
-	if old, ok := g.Sessions[member]; ok {
-		sess.Version = old.Version
+	next := offsets.Member{ID: member, Incarnation: "i1", Epoch: epoch, Topics: []string{"t"}, Owned: assigned,
+		SessionTimeoutMs: 45000, DeadlineMs: e.clock.Now().Add(45 * time.Second).UnixMilli(), Version: m.Version}
+	w := offsets.GroupWrite{Meta: &meta, MetaVersion: v.MetaVersion, PutMembers: []offsets.Member{next}}
+	for _, tps := range assigned {
+		for _, p := range tps.Partitions {
+			w.PutOwners = append(w.PutOwners, offsets.OwnerPut{TopicPartition: offsets.TopicPartition{Topic: tps.Topic, Partition: p},
+				Owner: offsets.PartitionOwner{Member: member, Incarnation: "i1"}, Expect: ownerVersion(t, e, group, tps.Topic, p)})
+		}
 	}
-	must(t, e.store.SaveGroup(e.ctx, g, offsets.GroupChange{Meta: &meta, PutSessions: []offsets.Session{sess}}))
+	must(t, e.store.WriteGroup(e.ctx, group, w))
 	return group
 }
 
-func bumpMember(t *testing.T, e *env, group, member string, epoch int32) {
+func ownerVersion(t *testing.T, e *env, group, topic string, p int32) int64 {
 	t.Helper()
-	g, err := e.store.LoadGroup(e.ctx, group)
+	st, err := e.store.PartitionOwners(e.ctx, group, []offsets.TopicPartition{{Topic: topic, Partition: p}})
 	must(t, err)
-	joinGroup(t, e, group, member, epoch, g.Meta.Members[member].Owned)
+	return st[0].Version
 }
 
 var groupCases = map[string]func(*testing.T, *env){
@@ -64,24 +70,66 @@ var groupCases = map[string]func(*testing.T, *env){
 			t.Fatalf("offsets %+v", offs)
 		}
 	},
-	"SaveIsConditional": func(t *testing.T, e *env) {
-		joinGroup(t, e, "race-g", "m1", 1, nil)
-		g1, _ := e.store.LoadGroup(e.ctx, "race-g")
-		g2, _ := e.store.LoadGroup(e.ctx, "race-g")
-		meta := g1.Meta
+	"WriteGroupIsConditional": func(t *testing.T, e *env) {
+		joinGroup(t, e, "race-g", "m1", 1, []offsets.TopicPartitions{{Topic: "t", Partitions: []int32{0}}})
+		v1, m1, err := e.store.GroupMember(e.ctx, "race-g", "m1")
+		must(t, err)
+		v2, m2, _ := e.store.GroupMember(e.ctx, "race-g", "m1")
+		meta := v1.Meta
 		meta.Epoch++
-		must(t, e.store.SaveGroup(e.ctx, g1, offsets.GroupChange{Meta: &meta}))
-		// g2 was read before that change: its writes must lose, even a
-		// session-only one (the meta is checked).
-		sess := g2.Sessions["m1"]
-		sess.DeadlineMs++
-		wantErr(t, e.store.SaveGroup(e.ctx, g2, offsets.GroupChange{PutSessions: []offsets.Session{sess}}), offsets.ErrConditionFailed)
-		meta2 := g2.Meta
+		must(t, e.store.WriteGroup(e.ctx, "race-g", offsets.GroupWrite{Meta: &meta, MetaVersion: v1.MetaVersion}))
+		// Read before that change: a meta write or check loses...
+		meta2 := v2.Meta
 		meta2.Assignor = "range"
-		wantErr(t, e.store.SaveGroup(e.ctx, g2, offsets.GroupChange{Meta: &meta2}), offsets.ErrConditionFailed)
-		g3, _ := e.store.LoadGroup(e.ctx, "race-g")
-		if g3.Meta.Epoch != 2 || g3.Meta.Assignor == "range" || g3.Sessions["m1"].DeadlineMs != g1.Sessions["m1"].DeadlineMs {
-			t.Fatalf("group after race %+v", g3)
+		wantErr(t, e.store.WriteGroup(e.ctx, "race-g", offsets.GroupWrite{Meta: &meta2, MetaVersion: v2.MetaVersion}), offsets.ErrConditionFailed)
+		wantErr(t, e.store.WriteGroup(e.ctx, "race-g", offsets.GroupWrite{CheckMeta: true, MetaVersion: v2.MetaVersion, PutMembers: []offsets.Member{m2}}), offsets.ErrConditionFailed)
+		// ...but the member item is its own: writing it needs only its version.
+		m1.DeadlineMs++
+		must(t, e.store.WriteGroup(e.ctx, "race-g", offsets.GroupWrite{PutMembers: []offsets.Member{m1}}))
+		wantErr(t, e.store.WriteGroup(e.ctx, "race-g", offsets.GroupWrite{PutMembers: []offsets.Member{m2}}), offsets.ErrConditionFailed)
+		// Two members taking one free partition: one wins.
+		take := func(id string) error {
+			return e.store.WriteGroup(e.ctx, "race-g", offsets.GroupWrite{PutOwners: []offsets.OwnerPut{{TopicPartition: offsets.TopicPartition{Topic: "t", Partition: 5}, Owner: offsets.PartitionOwner{Member: id, Incarnation: "x"}, Expect: 0}}})
+		}
+		must(t, take("a"))
+		wantErr(t, take("b"), offsets.ErrConditionFailed)
+		v3, _, _ := e.store.GroupMember(e.ctx, "race-g", "m1")
+		if v3.Meta.Epoch != 2 || v3.Meta.Assignor == "range" {
+			t.Fatalf("group after race %+v", v3.Meta)
+		}
+	},
+	"OwnersSeeTheirHolders": func(t *testing.T, e *env) {
+		joinGroup(t, e, "own-g", "m1", 1, []offsets.TopicPartitions{{Topic: "t", Partitions: []int32{0, 1}}})
+		now := e.clock.Now().UnixMilli()
+		st, err := e.store.PartitionOwners(e.ctx, "own-g", []offsets.TopicPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 2}})
+		must(t, err)
+		if !st[0].HeldBy("m2", now) || st[0].HeldBy("m1", now) || st[1].HeldBy("m2", now) {
+			t.Fatalf("owners %+v", st)
+		}
+		// After m1's session ends, its partitions are free to others.
+		e.clock.Advance(46 * time.Second)
+		if st[0].HeldBy("m2", e.clock.Now().UnixMilli()) {
+			t.Fatal("an expired member still holds its partition")
+		}
+	},
+	"LargeAssignmentsSpanItems": func(t *testing.T, e *env) {
+		targets := map[string][]offsets.TopicPartitions{}
+		for m := range 5000 {
+			targets[fmt.Sprintf("member-%05d-%s", m, strings.Repeat("x", 30))] = []offsets.TopicPartitions{{Topic: "orders", Partitions: []int32{int32(2 * m), int32(2*m + 1)}}}
+		}
+		ref, err := e.store.WriteAssignment(e.ctx, "big-g", "tag1", 7, targets)
+		must(t, err)
+		if ref.Chunks < 2 {
+			t.Fatalf("%d items for 5000 members: the test does not cross items", ref.Chunks)
+		}
+		got, err := e.store.ReadAssignment(e.ctx, "big-g", ref)
+		must(t, err)
+		if len(got) != 5000 || fmt.Sprint(got["member-00042-"+strings.Repeat("x", 30)]) != fmt.Sprint(targets["member-00042-"+strings.Repeat("x", 30)]) {
+			t.Fatalf("read back %d members", len(got))
+		}
+		must(t, e.store.DeleteAssignment(e.ctx, "big-g", ref))
+		if _, err := e.store.ReadAssignment(e.ctx, "big-g", ref); err == nil {
+			t.Fatal("a deleted assignment reads back")
 		}
 	},
 	"ListAndDelete": func(t *testing.T, e *env) {
@@ -109,4 +157,15 @@ var groupCases = map[string]func(*testing.T, *env){
 			t.Fatalf("groups after delete %v", names)
 		}
 	},
+}
+
+// bumpMember moves a member to a new epoch, keeping what it owns.
+func bumpMember(t *testing.T, e *env, group, member string, epoch int32) {
+	t.Helper()
+	v, m, err := e.store.GroupMember(e.ctx, group, member)
+	must(t, err)
+	meta := v.Meta
+	meta.Epoch, meta.AssignmentEpoch = max(meta.Epoch, epoch), max(meta.Epoch, epoch)
+	m.PreviousEpoch, m.Epoch = m.Epoch, epoch
+	must(t, e.store.WriteGroup(e.ctx, group, offsets.GroupWrite{Meta: &meta, MetaVersion: v.MetaVersion, PutMembers: []offsets.Member{m}}))
 }

@@ -1,0 +1,127 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/streambed/streambed/internal/awsconf"
+	"github.com/streambed/streambed/internal/faults"
+	"github.com/streambed/streambed/internal/testenv"
+	"github.com/streambed/streambed/pkg/offsets"
+	"github.com/streambed/streambed/pkg/offsets/bolttable"
+	"github.com/streambed/streambed/pkg/offsets/dynamotable"
+	"github.com/streambed/streambed/pkg/segments/membucket"
+)
+
+// TestGroupOfFiveThousandMembers: 5,000 members share a topic of 10,000
+// partitions on the embedded store, which enforces DynamoDB's limits (400
+// KB items, 100 items per transaction): the group converges to two
+// partitions per member, owned by exactly one member each, and a steady
+// member's heartbeat costs a constant number of metadata calls.
+func TestGroupOfFiveThousandMembers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("5,000 members")
+	}
+	bt, err := bolttable.Open(filepath.Join(t.TempDir(), "metadata.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bt.Close() })
+	groupAtScale(t, bt, 5000, 10000)
+}
+
+// TestGroupAtScaleMoto: the same on DynamoDB (moto, serialized, so
+// smaller: 200 members over 400 partitions).
+func TestGroupAtScaleMoto(t *testing.T) {
+	endpoint := testenv.Moto(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_REGION", "us-east-1")
+	c, err := dynamotable.NewClient(context.Background(), awsconf.Config{Endpoint: endpoint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := testenv.Name("groupscale")
+	if err := dynamotable.EnsureTable(context.Background(), c, name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = c.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: &name}) })
+	groupAtScale(t, dynamotable.New(c, name), 200, 400)
+}
+
+func groupAtScale(t *testing.T, inner offsets.Table, members int, partitions int32) {
+	table := faults.WrapTable(inner, nil)
+	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	b := New(offsets.New(table, offsets.WithClock(clock.now)), membucket.New(), Config{Now: clock.now})
+	g := &groupEnv{b: b, clock: clock, ctx: context.Background()}
+	if _, err := b.CreateTopic(g.ctx, "wide", partitions, offsets.DefaultTopicConfig()); err != nil {
+		t.Fatal(err)
+	}
+	ms := make([]*member, members)
+	for i := range ms {
+		ms[i] = &member{id: fmt.Sprintf("member-%05d", i), topics: []string{"wide"}}
+	}
+	// Every member heartbeats, 64 at a time, round after round.
+	round := func() {
+		var wg sync.WaitGroup
+		work := make(chan *member)
+		for range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for m := range work {
+					h := Heartbeat{Group: "g", MemberID: m.id, MemberEpoch: m.epoch, Topics: m.topics, SessionTimeout: 10 * time.Minute, Owned: m.owned}
+					if m.epoch == 0 {
+						h.Owned = nil
+					}
+					a, err := b.Heartbeat(g.ctx, h)
+					if err != nil {
+						t.Errorf("heartbeat of %s: %v", m.id, err)
+						continue
+					}
+					m.epoch, m.owned = a.MemberEpoch, a.Assignment
+				}
+			}()
+		}
+		for _, m := range ms {
+			work <- m
+		}
+		close(work)
+		wg.Wait()
+		if t.Failed() {
+			t.FailNow()
+		}
+		checkDisjoint(t, ms)
+	}
+	converged := false
+	for r := 0; r < 8 && !converged; r++ {
+		round()
+		clock.advance(time.Second)
+		converged = complete(ms, "wide", partitions)
+	}
+	if !converged {
+		info, _ := b.DescribeGroup(g.ctx, "g")
+		t.Fatalf("not converged after 8 rounds: %d members, state %s", len(info.Members), info.State)
+	}
+	for _, m := range ms {
+		if n := len(toTPs(m.owned)); n != int(partitions)/members {
+			t.Fatalf("%s owns %d partitions, want %d (uniform)", m.id, n, int(partitions)/members)
+		}
+	}
+	// A steady heartbeat: what it costs.
+	before := table.Counts()
+	round()
+	after := table.Counts()
+	calls := float64((after.Get+after.Query+after.Write)-(before.Get+before.Query+before.Write)) / float64(members)
+	t.Logf("steady heartbeat: %.2f metadata calls, %.2f items read, %.2f written", calls,
+		float64(after.ItemsRead-before.ItemsRead)/float64(members), float64(after.WriteOps-before.WriteOps)/float64(members))
+	if calls > 3.1 {
+		t.Fatalf("a steady heartbeat makes %.2f metadata calls, want at most 3", calls)
+	}
+}
