@@ -26,7 +26,7 @@ func TestConsumeGroupCommitsWhatItPrinted(t *testing.T) {
 	}
 	var recs []client.Record
 	for i := range 300 {
-		recs = append(recs, client.Record{Partition: int32(i % 3), Value: fmt.Appendf(nil, "r%03d", i)})
+		recs = append(recs, client.Record{Value: fmt.Appendf(nil, "r%03d", i)}.InPartition(int32(i%3)))
 	}
 	if _, err := c.Produce(ctx, "spread", recs); err != nil {
 		t.Fatal(err)

@@ -70,7 +70,7 @@ func runProduce(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	send := func(r client.Record) error {
 		if *partition >= 0 {
-			r.Partition = int32(*partition)
+			r.Partition, r.Pinned = int32(*partition), true
 		}
 		r.Headers = append(r.Headers, hdrs...)
 		st.sent.Add(1)
@@ -135,7 +135,7 @@ func readRecords(name string, in io.Reader, format, sep string, send func(client
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		return send(client.Record{Partition: client.AnyPartition, Value: data})
+		return send(client.Record{Value: data})
 	}
 	br := bufio.NewReaderSize(in, 1<<20)
 	for line := 1; ; line++ {
@@ -161,9 +161,9 @@ func readRecords(name string, in io.Reader, format, sep string, send func(client
 			if !ok {
 				return fmt.Errorf("%s:%d: no key separator %q in the line", name, line, sep)
 			}
-			r = client.Record{Partition: client.AnyPartition, Key: bytes.Clone(k), Value: bytes.Clone(v)}
+			r = client.Record{Key: bytes.Clone(k), Value: bytes.Clone(v)}
 		default:
-			r = client.Record{Partition: client.AnyPartition, Value: bytes.Clone(data)}
+			r = client.Record{Value: bytes.Clone(data)}
 		}
 		if err := send(r); err != nil {
 			var ie *inputError
@@ -197,12 +197,12 @@ func decodeNDJSON(data []byte) (client.Record, error) {
 	if err := dec.Decode(&j); err != nil {
 		return client.Record{}, fmt.Errorf("not a record object: %w", err)
 	}
-	r := client.Record{Partition: client.AnyPartition}
+	r := client.Record{}
 	if j.Partition != nil {
 		if *j.Partition < 0 {
 			return r, errors.New("partition: must be >= 0")
 		}
-		r.Partition = *j.Partition
+		r.Partition, r.Pinned = *j.Partition, true
 	}
 	var err error
 	switch {

@@ -264,7 +264,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				v := make([]byte, cfg.RecordBytes)
 				_, _ = rnd.Read(v[8:])
 				binary.BigEndian.PutUint64(v, uint64(time.Now().UnixNano()))
-				p.Produce(ctx, client.Record{Partition: client.AnyPartition, Value: v})
+				p.Produce(ctx, client.Record{Value: v})
 			}
 			c2, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			_ = p.Close(c2)

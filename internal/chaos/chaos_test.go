@@ -163,7 +163,7 @@ func idempotentProducer(ctx context.Context, t *testing.T, cl *client.Client, to
 			h.op()
 			val := fmt.Sprintf("%s-%06d", label, seq)
 			h.send(val)
-			f := p.Produce(ctx, client.Record{Partition: client.AnyPartition, Key: fmt.Appendf(nil, "k%d", seq%64), Value: []byte(val)})
+			f := p.Produce(ctx, client.Record{Key: fmt.Appendf(nil, "k%d", seq%64), Value: []byte(val)})
 			select {
 			case <-f.Done():
 				if _, err := f.Wait(ctx); err != nil && ctx.Err() == nil {
@@ -188,7 +188,7 @@ func plainProducer(ctx context.Context, cl *client.Client, topic string, n int, 
 	for seq := 0; ctx.Err() == nil; {
 		recs := make([]client.Record, 10)
 		for j := range recs {
-			recs[j] = client.Record{Partition: client.AnyPartition, Key: fmt.Appendf(nil, "k%d", (seq+j)%64), Value: fmt.Appendf(nil, "n%d-%06d", n, seq+j)}
+			recs[j] = client.Record{Key: fmt.Appendf(nil, "k%d", (seq+j)%64), Value: fmt.Appendf(nil, "n%d-%06d", n, seq+j)}
 			h.send(string(recs[j].Value))
 		}
 		seq += len(recs)

@@ -22,6 +22,7 @@ import (
 	"github.com/streambed/streambed/pkg/broker"
 	"github.com/streambed/streambed/pkg/client"
 	"github.com/streambed/streambed/pkg/httpapi"
+	"github.com/streambed/streambed/pkg/kafkahash"
 	"github.com/streambed/streambed/pkg/offsets"
 	"github.com/streambed/streambed/pkg/offsets/memtable"
 	"github.com/streambed/streambed/pkg/segments"
@@ -119,7 +120,7 @@ func TestProducersExactlyOnceUnderFaults(t *testing.T) {
 					}
 					futures := make([]*client.Future, be.perProd)
 					for i := range be.perProd {
-						futures[i] = p.Produce(ctx, client.Record{Partition: client.AnyPartition, Key: fmt.Appendf(nil, "k%d", i%50), Value: fmt.Appendf(nil, "p%d-%06d", w, i)})
+						futures[i] = p.Produce(ctx, client.Record{Key: fmt.Appendf(nil, "k%d", i%50), Value: fmt.Appendf(nil, "p%d-%06d", w, i)})
 					}
 					if err := p.Close(ctx); err != nil {
 						t.Errorf("producer %d: %v", w, err)
@@ -189,7 +190,7 @@ func TestConsumersShareAndCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 600 {
-		p.Produce(ctx, client.Record{Partition: client.AnyPartition, Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "%d", i)})
+		p.Produce(ctx, client.Record{Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "%d", i)})
 	}
 	if err := p.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -318,10 +319,10 @@ func TestAdminAndErrors(t *testing.T) {
 		t.Fatalf("binary round trip %+v %v", rr, err)
 	}
 	p, _ := c.NewProducer(ctx, "a")
-	if _, err := p.Produce(ctx, client.Record{Partition: 5}).Wait(ctx); err == nil {
+	if _, err := p.Produce(ctx, client.Record{}.InPartition(5)).Wait(ctx); err == nil {
 		t.Fatal("out-of-range partition accepted")
 	}
-	if _, err := p.Produce(ctx, client.Record{Partition: client.AnyPartition, Value: make([]byte, 2<<20)}).Wait(ctx); !errors.Is(err, client.ErrRecordTooLarge) {
+	if _, err := p.Produce(ctx, client.Record{Value: make([]byte, 2<<20)}).Wait(ctx); !errors.Is(err, client.ErrRecordTooLarge) {
 		t.Fatalf("oversized record: %v", err)
 	}
 	_ = p.Close(ctx)
@@ -337,6 +338,40 @@ func TestAdminAndErrors(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestZeroValueRecordIsPartitionedByKey: a Record with only a key and a
+// value goes where Kafka's partitioner puts the key (a zero Partition does
+// not pin it to partition 0); Pinned records go where they say.
+func TestZeroValueRecordIsPartitionedByKey(t *testing.T) {
+	ctx := context.Background()
+	c, err := client.New(memServer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateTopic(ctx, "zero", 8, nil); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.NewProducer(ctx, "zero", client.WithLinger(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	for i := range 20 {
+		key := fmt.Appendf(nil, "user-%d", i)
+		d, err := p.Produce(ctx, client.Record{Key: key, Value: []byte("v")}).Wait(ctx)
+		if err != nil || d.Partition != kafkahash.Partition(key, 8) {
+			t.Fatalf("%s went to %d (%v), Kafka's partitioner says %d", key, d.Partition, err, kafkahash.Partition(key, 8))
+		}
+		d, err = p.Produce(ctx, client.Record{Key: key, Value: []byte("v")}.InPartition(5)).Wait(ctx)
+		if err != nil || d.Partition != 5 {
+			t.Fatalf("pinned record went to %d (%v)", d.Partition, err)
+		}
+	}
+	res, err := c.Produce(ctx, "zero", []client.Record{{Key: []byte("user-3"), Value: []byte("v")}})
+	if err != nil || *res[0].Partition != kafkahash.Partition([]byte("user-3"), 8) {
+		t.Fatalf("server-side partitioning of a zero-value record: %+v %v", res, err)
+	}
+}
 
 // TestNoServerOrAWSImports: the SDK must stay light and independent.
 func TestNoServerOrAWSImports(t *testing.T) {
@@ -387,7 +422,7 @@ func BenchmarkProducerSteady(b *testing.B) {
 	b.SetBytes(int64(len(value)))
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		p.Produce(ctx, client.Record{Partition: client.AnyPartition, Key: fmt.Appendf(nil, "k%d", i%1000), Value: value})
+		p.Produce(ctx, client.Record{Key: fmt.Appendf(nil, "k%d", i%1000), Value: value})
 	}
 	if err := p.Close(ctx); err != nil {
 		b.Fatal(err)
@@ -440,7 +475,7 @@ func TestRetryAfterLaterBatchesSucceeded(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3000 {
-		p.Produce(ctx, client.Record{Partition: 0, Value: fmt.Appendf(nil, "r%05d", i)})
+		p.Produce(ctx, client.Record{Value: fmt.Appendf(nil, "r%05d", i)}.InPartition(0))
 	}
 	if err := p.Close(ctx); err != nil {
 		t.Fatal(err)

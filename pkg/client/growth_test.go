@@ -41,14 +41,14 @@ func TestProducerLearnsPartitionIncrease(t *testing.T) {
 	}
 	// The first request after the increase still uses 4 partitions (as
 	// Kafka's producer does with records it already partitioned)...
-	p.Produce(ctx, client.Record{Partition: client.AnyPartition, Key: []byte("first"), Value: []byte("x")})
+	p.Produce(ctx, client.Record{Key: []byte("first"), Value: []byte("x")})
 	if err := p.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// ...and its answer teaches the producer the new count.
 	got, keys = nil, nil
 	for i := range 200 {
-		p.Produce(ctx, client.Record{Partition: client.AnyPartition, Key: fmt.Appendf(nil, "key-%d", i), Value: []byte("y")})
+		p.Produce(ctx, client.Record{Key: fmt.Appendf(nil, "key-%d", i), Value: []byte("y")})
 	}
 	if err := p.Flush(ctx); err != nil {
 		t.Fatal(err)

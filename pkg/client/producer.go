@@ -265,7 +265,7 @@ func recordSize(r *Record) int {
 }
 
 // Produce queues a record and returns its future. It blocks while the
-// buffer is full. A record with Partition AnyPartition goes where Kafka's
+// buffer is full. A record that is not Pinned goes where Kafka's
 // partitioner puts its key, or, without a key, to the same partition as the
 // other unkeyed records of its batch.
 func (p *Producer) Produce(ctx context.Context, r Record) *Future {
@@ -302,9 +302,9 @@ func (p *Producer) Produce(ctx context.Context, r Record) *Future {
 	}
 	part := r.Partition
 	switch {
-	case part >= p.partitions:
+	case r.Pinned && (part < 0 || part >= p.partitions):
 		return p.reject(r, fmt.Errorf("client: topic %s has partitions 0..%d, not %d", p.topic, p.partitions-1, part))
-	case part >= 0:
+	case r.Pinned:
 	case r.Key != nil:
 		part = kafkahash.Partition(r.Key, p.partitions)
 	default:
@@ -313,7 +313,7 @@ func (p *Producer) Produce(ctx context.Context, r Record) *Future {
 		}
 		part = p.sticky
 	}
-	r.Partition, r.Topic = part, p.topic
+	r.Partition, r.Pinned, r.Topic = part, true, p.topic
 	pe := &pending{rec: r, size: size, fut: &Future{done: make(chan struct{})}}
 	p.buf[part] = append(p.buf[part], pe)
 	p.bufBytes += size

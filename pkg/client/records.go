@@ -11,10 +11,17 @@ import (
 )
 
 // Record is a record to produce or one that was consumed. Nil Key is a null
-// key; nil Value is a tombstone.
+// key; nil Value is a tombstone. A zero-value Record (with a key and value
+// set) is produced where Kafka's partitioner puts its key, or with the
+// other unkeyed records of its batch: to produce to a chosen partition,
+// set Partition and Pinned.
 type Record struct {
-	Topic     string
-	Partition int32 // on produce: -1 (or AnyPartition) lets the producer choose
+	Topic string
+	// Partition is where a consumed record was read from, or, when Pinned,
+	// where a produced record goes. Unpinned, it is ignored on produce.
+	Partition int32
+	// Pinned makes a produced record go to Partition.
+	Pinned    bool
 	Offset    int64
 	Timestamp time.Time // zero on produce: the broker's clock
 	Key       []byte
@@ -28,8 +35,15 @@ type Header struct {
 	Value []byte
 }
 
-// AnyPartition lets the producer (or the server) choose the partition.
+// AnyPartition is the partition of a record whose partition is chosen for
+// it (the zero-value Record's, unpinned, works the same).
 const AnyPartition int32 = -1
+
+// InPartition returns r pinned to partition p.
+func (r Record) InPartition(p int32) Record {
+	r.Partition, r.Pinned = p, true
+	return r
+}
 
 // TopicPartition names a partition.
 type TopicPartition struct {
@@ -61,7 +75,7 @@ func toWire(r *Record, withPartition bool) api.Record {
 		ms := r.Timestamp.UnixMilli()
 		out.Timestamp = &ms
 	}
-	if withPartition && r.Partition >= 0 {
+	if withPartition && r.Pinned {
 		p := r.Partition
 		out.Partition = &p
 	}
