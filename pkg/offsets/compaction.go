@@ -433,11 +433,24 @@ func (s *Store) ForgetDeletedTopic(ctx context.Context, d DeletedTopic) error {
 	return s.t.Write(ctx, Delete(Key{pkDeleted, d.ID}, d.Version))
 }
 
-// AllocateProducerID returns a producer id never handed out before.
+// producerIDBlock is how many producer ids a Store leases at once: the
+// shared counter is written once per block, not once per id, so it is not
+// a hot item however fast clients start producers.
+const producerIDBlock = 100
+
+// AllocateProducerID returns a producer id never handed out before, by any
+// process sharing the table. Ids come from blocks this Store leases; ids
+// left in a block when the process ends are never used.
 func (s *Store) AllocateProducerID(ctx context.Context) (int64, error) {
-	var id int64
+	s.idMu.Lock()
+	defer s.idMu.Unlock()
+	if s.idNext < s.idLimit {
+		s.idNext++
+		return s.idNext - 1, nil
+	}
+	var start int64
 	k := Key{pkSeq, "producer-ids"}
-	err := s.loop(ctx, "allocate producer id", func() (bool, error) {
+	err := s.loop(ctx, "allocate producer ids", func() (bool, error) {
 		var c counter
 		it, err := s.get(ctx, k, &c)
 		if err != nil {
@@ -446,9 +459,13 @@ func (s *Store) AllocateProducerID(ctx context.Context) (int64, error) {
 		if c.Next == 0 {
 			c.Next = 1000 // ids below are left for tests and manual use
 		}
-		id = c.Next
-		c.Next++
+		start = c.Next
+		c.Next += producerIDBlock
 		return true, s.t.Write(ctx, Put(k, it.Version, encode(&c)))
 	})
-	return id, err
+	if err != nil {
+		return 0, err
+	}
+	s.idNext, s.idLimit = start+1, start+producerIDBlock
+	return start, nil
 }

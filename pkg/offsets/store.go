@@ -17,16 +17,19 @@ import (
 // including by many processes sharing one Table: every decision is a
 // conditional write, retried with a fresh read when it loses a race.
 type Store struct {
-	t            Table
-	now          func() time.Time
-	log          *slog.Logger
-	retry        retry.Policy
-	producerTTL  time.Duration
-	idemTTL      time.Duration
-	idemMu       sync.Mutex
-	idemSecret   []byte
-	gcGrace      time.Duration
-	maxCommitAge time.Duration
+	t           Table
+	now         func() time.Time
+	log         *slog.Logger
+	retry       retry.Policy
+	producerTTL time.Duration
+	idemTTL     time.Duration
+	idemMu      sync.Mutex
+	idemSecret  []byte
+	// idMu guards the leased block of producer ids [idNext, idLimit).
+	idMu            sync.Mutex
+	idNext, idLimit int64
+	gcGrace         time.Duration
+	maxCommitAge    time.Duration
 }
 
 // Option configures a Store.

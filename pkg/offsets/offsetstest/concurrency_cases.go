@@ -145,8 +145,10 @@ var concurrencyCases = map[string]func(*testing.T, *env){
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				// Each goroutine a process of its own, leasing its own blocks.
+				store := offsets.New(e.table)
 				for range 4 {
-					id, err := e.store.AllocateProducerID(e.ctx)
+					id, err := store.AllocateProducerID(e.ctx)
 					if err != nil {
 						t.Error(err)
 						return
