@@ -2,6 +2,8 @@ package httpapi_test
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -10,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 func TestInfoAndOpenAPI(t *testing.T) {
@@ -127,6 +131,14 @@ func TestBadInputChangesNothing(t *testing.T) {
 		many[i] = map[string]any{"value": "x"}
 	}
 	long := strings.Repeat("a", 250)
+	gz := func(b []byte) []byte {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		_, _ = zw.Write(b)
+		_ = zw.Close()
+		return buf.Bytes()
+	}
+	bomb := gz([]byte(`{"records":[{"value":"` + strings.Repeat("0", 20<<20) + `"}]}`))
 	cases := []struct {
 		name        string
 		method      string
@@ -193,6 +205,21 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"offsets bad timestamp", "GET", "/v1/topics/orders/partitions/0/offsets?timestamp=x", nil, nil, 400, "invalid_request", "timestamp"},
 		{"offsets bad spec", "GET", "/v1/topics/orders/partitions/0/offsets?spec=middle", nil, nil, 400, "invalid_request", "spec"},
 		{"list bad limit", "GET", "/v1/topics?limit=0", nil, nil, 400, "invalid_request", "limit"},
+		// Duplicate keys would let the last one win: refused at any depth.
+		{"duplicate key in a record", "POST", "/v1/topics/orders/records", `{"records":[{"value":"a","value":"b"}]}`, nil, 400, "invalid_request", "records[0].value"},
+		{"duplicate records key", "POST", "/v1/topics/orders/records", `{"records":[{"value":"a"}],"records":[{"value":"b"}]}`, nil, 400, "invalid_request", "records"},
+		{"duplicate header field", "POST", "/v1/topics/orders/partitions/0/records", `{"records":[{"value":"v","headers":[{"name":"a","name":"b"}]}]}`, nil, 400, "invalid_request", "records[0].headers[0].name"},
+		{"duplicate config key", "POST", "/v1/topics", `{"name":"z","config":{"retention_ms":1,"retention_ms":2}}`, nil, 400, "invalid_request", "config.retention_ms"},
+		{"duplicate key in a patch", "PATCH", "/v1/topics/orders", `{"partitions":3,"partitions":2}`, nil, 400, "invalid_request", "partitions"},
+		// A body must be an object; null is not one.
+		{"null produce body", "POST", "/v1/topics/orders/partitions/0/records", `null`, nil, 400, "invalid_request", ""},
+		{"null patch body", "PATCH", "/v1/topics/orders", `null`, nil, 400, "invalid_request", ""},
+		{"array body", "POST", "/v1/topics", `[]`, nil, 400, "invalid_request", ""},
+		// Compressed bodies: gzip and zstd are read, others refused, and the
+		// size cap holds after decompression.
+		{"unknown content encoding", "POST", "/v1/topics/orders/records", `{"records":[{"value":"v"}]}`, []string{"Content-Encoding", "br"}, 415, "unsupported_media_type", ""},
+		{"gzip that is not", "POST", "/v1/topics/orders/records", `{"records":[{"value":"v"}]}`, []string{"Content-Encoding", "gzip"}, 400, "invalid_request", ""},
+		{"gzip bomb", "POST", "/v1/topics/orders/records", bomb, []string{"Content-Encoding", "gzip"}, 413, "body_too_large", ""},
 	}
 	before := e.snapshot()
 	for _, c := range cases {
@@ -309,6 +336,29 @@ func TestTopicProduceAndPartialFailure(t *testing.T) {
 	}
 	if n := countStored(); n != 31 {
 		t.Fatalf("%v records stored, want 31", n)
+	}
+}
+
+// TestCompressedBodies: gzip and zstd request bodies are read as JSON.
+func TestCompressedBodies(t *testing.T) {
+	e := newEnv(t)
+	e.createTopic("zip", 1)
+	body := []byte(`{"records":[{"value":"packed"}]}`)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(body)
+	_ = zw.Close()
+	enc, _ := zstd.NewWriter(nil)
+	zs := enc.EncodeAll(body, nil)
+	for name, b := range map[string][]byte{"gzip": gz.Bytes(), "zstd": zs} {
+		res := e.want(e.do("POST", "/v1/topics/zip/records", b, "Content-Encoding", name), 200)
+		if res["failed_record_count"] != 0.0 {
+			t.Fatalf("%s: %v", name, res)
+		}
+	}
+	got := e.want(e.do("GET", "/v1/topics/zip/partitions/0/records", nil), 200)
+	if len(got["records"].([]any)) != 2 {
+		t.Fatalf("read back %v", got)
 	}
 }
 

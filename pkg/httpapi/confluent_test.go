@@ -95,6 +95,8 @@ func TestConfluentV3Errors(t *testing.T) {
 		{"/v3/clusters/c/topics/err/records", `{"value":{"schema_id":3,"data":{}}}`, 400, 400},
 		{"/v3/clusters/c/topics/err/records", `{"value":{"type":"BINARY","data":"***"}}`, 400, 400},
 		{"/v3/clusters/c/topics/err/records", `{"value":`, 400, 400},
+		{"/v3/clusters/c/topics/err/records", `null`, 400, 400},
+		{"/v3/clusters/c/topics/err/records", `{"value":{"type":"STRING","data":"a"},"value":{"type":"STRING","data":"b"}}`, 400, 400},
 		{"/v3/clusters/c/topics/err/records:batch", `{"entries":[{"id":"a"},{"id":"a"}]}`, 400, 400},
 	}
 	for _, c := range cases {

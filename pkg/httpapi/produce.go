@@ -1,11 +1,8 @@
 package httpapi
 
 import (
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"regexp"
-	"strconv"
 
 	"github.com/streambed/streambed/pkg/api"
 	"github.com/streambed/streambed/pkg/broker"
@@ -14,28 +11,6 @@ import (
 )
 
 var idempotencyKeyPattern = regexp.MustCompile(`^[\x21-\x7e]{1,255}$`)
-
-// decodeRecords checks the per-request record limit and decodes request
-// records, naming the first bad field.
-func (s *Server) decodeRecords(raws []json.RawMessage, allowPartition bool) ([]broker.ProduceRecord, *api.Problem) {
-	if limit := s.b.Limits().MaxRecordsPerRequest; len(raws) > limit {
-		p := api.NewProblem(api.CodeTooManyRecords, fmt.Sprintf("%d records, the limit is %d per request", len(raws), limit))
-		p.Field = "records"
-		return nil, p
-	}
-	if raws == nil {
-		return nil, fieldProblem("records", "is required: an array of records")
-	}
-	out := make([]broker.ProduceRecord, len(raws))
-	for i, raw := range raws {
-		rec, p := decodeRecord(raw, fmt.Sprintf("records[%d]", i), allowPartition)
-		if p != nil {
-			return nil, p
-		}
-		out[i] = rec
-	}
-	return out, nil
-}
 
 func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 	name, ok := s.topicParam(w, r)
@@ -49,28 +24,19 @@ func (s *Server) produce(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, p)
 		return
 	}
-	var in api.ProduceRequest
-	if p := s.decodeBody(w, r, &in); p != nil {
-		s.problem(w, r, p)
-		return
-	}
-	recs, p := s.decodeRecords(in.Records, true)
+	in, p := s.readProduce(w, r, false)
 	if p != nil {
 		s.problem(w, r, p)
 		return
 	}
+	recs := in.records
 	opt := broker.ProduceOptions{IdempotencyKey: key, Principal: principal(r)}
-	if in.Producer != nil {
-		opt.Producer = &broker.ProducerSession{ID: in.Producer.ID, Epoch: in.Producer.Epoch, BaseSequences: map[int32]int32{}}
-		for k, seq := range in.BaseSequences {
-			part, err := strconv.ParseInt(k, 10, 32)
-			if err != nil || part < 0 {
-				s.problem(w, r, fieldProblem("base_sequences", "key %q is not a partition number", k))
-				return
-			}
-			opt.Producer.BaseSequences[int32(part)] = seq
+	if in.producer != nil {
+		opt.Producer = &broker.ProducerSession{ID: in.producer.ID, Epoch: in.producer.Epoch, BaseSequences: in.baseSequences}
+		if opt.Producer.BaseSequences == nil {
+			opt.Producer.BaseSequences = map[int32]int32{}
 		}
-	} else if len(in.BaseSequences) > 0 {
+	} else if len(in.baseSequences) > 0 {
 		s.problem(w, r, fieldProblem("base_sequences", "needs a producer"))
 		return
 	}
@@ -123,33 +89,28 @@ func (s *Server) producePartition(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var in api.PartitionProduceRequest
-	if p := s.decodeBody(w, r, &in); p != nil {
-		s.problem(w, r, p)
-		return
-	}
-	recs, p := s.decodeRecords(in.Records, false)
+	in, p := s.readProduce(w, r, true)
 	if p != nil {
 		s.problem(w, r, p)
 		return
 	}
-	req := broker.PartitionProduce{Records: make([]segments.Record, len(recs)), ExpectedOffset: -1, FenceToken: in.FencingToken}
-	for i := range recs {
-		req.Records[i] = recs[i].Record
+	req := broker.PartitionProduce{Records: make([]segments.Record, len(in.records)), ExpectedOffset: -1, FenceToken: in.fencingToken}
+	for i := range in.records {
+		req.Records[i] = in.records[i].Record
 	}
-	if in.ExpectedOffset != nil {
-		if *in.ExpectedOffset < 0 {
-			s.problem(w, r, fieldProblem("expected_offset", "%d is negative", *in.ExpectedOffset))
+	if in.expectedOffset != nil {
+		if *in.expectedOffset < 0 {
+			s.problem(w, r, fieldProblem("expected_offset", "%d is negative", *in.expectedOffset))
 			return
 		}
-		req.ExpectedOffset = *in.ExpectedOffset
+		req.ExpectedOffset = *in.expectedOffset
 	}
-	if pr := in.Producer; pr != nil {
-		if pr.ID < 0 || pr.Epoch < 0 || pr.BaseSequence < 0 {
+	if pr := in.producer; pr != nil {
+		if pr.ID < 0 || pr.Epoch < 0 || in.baseSequence < 0 {
 			s.problem(w, r, fieldProblem("producer", "id, epoch and base_sequence must not be negative"))
 			return
 		}
-		req.Producer = &offsets.ProducerID{ID: pr.ID, Epoch: pr.Epoch, FirstSeq: pr.BaseSequence}
+		req.Producer = &offsets.ProducerID{ID: pr.ID, Epoch: pr.Epoch, FirstSeq: in.baseSequence}
 	}
 	res, err := s.b.ProducePartition(r.Context(), name, part, req)
 	if err != nil {
@@ -157,4 +118,16 @@ func (s *Server) producePartition(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeJSON(w, http.StatusOK, api.PartitionProduceResponse{Partition: part, BaseOffset: res.Base, LastOffset: res.Last, LogEndOffset: res.LogEnd, Duplicate: res.Duplicate})
+}
+
+// readProduce reads and decodes a produce body.
+func (s *Server) readProduce(w http.ResponseWriter, r *http.Request, partitionLevel bool) (produceBody, *api.Problem) {
+	if p := checkJSONContentType(r); p != nil {
+		return produceBody{}, p
+	}
+	body, p := s.readBody(w, r)
+	if p != nil {
+		return produceBody{}, p
+	}
+	return decodeProduce(body, partitionLevel, s.b.Limits().MaxRecordsPerRequest)
 }

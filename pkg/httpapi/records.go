@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -9,112 +8,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/streambed/streambed/pkg/api"
-	"github.com/streambed/streambed/pkg/broker"
 	"github.com/streambed/streambed/pkg/segments"
 )
-
-// decodeB64 accepts standard or URL-safe base64, padded or not.
-func decodeB64(s string) ([]byte, error) {
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil {
-			return b, nil
-		}
-	}
-	return nil, fmt.Errorf("not valid base64")
-}
 
 func fieldProblem(field, format string, args ...any) *api.Problem {
 	p := api.NewProblem(api.CodeInvalidRequest, field+": "+fmt.Sprintf(format, args...))
 	p.Field = field
 	return p
-}
-
-// decodeRecord turns one request record into a broker record. field is its
-// path ("records[3]"); allowPartition permits a per-record partition.
-func decodeRecord(raw json.RawMessage, field string, allowPartition bool) (broker.ProduceRecord, *api.Problem) {
-	var in api.Record
-	out := broker.ProduceRecord{Record: segments.Record{Timestamp: broker.NoTimestamp}, Partition: broker.NoPartition}
-	if p := decodeStrict(raw, &in, field); p != nil {
-		return out, p
-	}
-	if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
-		return out, fieldProblem(field, "a record must be an object")
-	}
-	if in.Offset != nil {
-		return out, fieldProblem(field+".offset", "offsets are assigned by the broker")
-	}
-	switch {
-	case in.Partition == nil:
-	case !allowPartition:
-		return out, fieldProblem(field+".partition", "the partition is set by the URL")
-	case *in.Partition < 0:
-		return out, fieldProblem(field+".partition", "%d is negative", *in.Partition)
-	default:
-		out.Partition = *in.Partition
-	}
-	if in.Timestamp != nil {
-		if *in.Timestamp < 0 {
-			return out, fieldProblem(field+".timestamp", "%d is negative (epoch milliseconds); omit it to use the broker's clock", *in.Timestamp)
-		}
-		out.Timestamp = *in.Timestamp
-	}
-	if in.Key != nil && in.KeyB64 != nil {
-		return out, fieldProblem(field+".key", "give key or key_b64, not both")
-	}
-	switch {
-	case in.Key != nil:
-		out.Key = []byte(*in.Key)
-	case in.KeyB64 != nil:
-		b, err := decodeB64(*in.KeyB64)
-		if err != nil {
-			return out, fieldProblem(field+".key_b64", "%v", err)
-		}
-		out.Key = b
-	}
-	n := 0
-	for _, set := range []bool{in.Value != nil, in.ValueB64 != nil, in.ValueJSON != nil} {
-		if set {
-			n++
-		}
-	}
-	if n > 1 {
-		return out, fieldProblem(field+".value", "give one of value, value_b64 and value_json")
-	}
-	switch {
-	case in.Value != nil:
-		out.Value = []byte(*in.Value)
-	case in.ValueB64 != nil:
-		b, err := decodeB64(*in.ValueB64)
-		if err != nil {
-			return out, fieldProblem(field+".value_b64", "%v", err)
-		}
-		out.Value = b
-	case in.ValueJSON != nil && !bytes.Equal(bytes.TrimSpace(in.ValueJSON), []byte("null")):
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, in.ValueJSON); err != nil {
-			return out, fieldProblem(field+".value_json", "%v", err)
-		}
-		out.Value = buf.Bytes()
-	}
-	for i, h := range in.Headers {
-		hf := fmt.Sprintf("%s.headers[%d]", field, i)
-		if h.Value != nil && h.ValueB64 != nil {
-			return out, fieldProblem(hf+".value", "give value or value_b64, not both")
-		}
-		hdr := segments.Header{Key: h.Name}
-		switch {
-		case h.Value != nil:
-			hdr.Value = []byte(*h.Value)
-		case h.ValueB64 != nil:
-			b, err := decodeB64(*h.ValueB64)
-			if err != nil {
-				return out, fieldProblem(hf+".value_b64", "%v", err)
-			}
-			hdr.Value = b
-		}
-		out.Headers = append(out.Headers, hdr)
-	}
-	return out, nil
 }
 
 // Format says how record bytes are rendered in responses.

@@ -6,6 +6,7 @@ package httpapi
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -21,6 +22,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/streambed/streambed/internal/strictjson"
 	"github.com/streambed/streambed/pkg/api"
 	"github.com/streambed/streambed/pkg/auth"
 	"github.com/streambed/streambed/pkg/broker"
@@ -337,13 +341,41 @@ func checkJSONContentType(r *http.Request) *api.Problem {
 	return nil
 }
 
+// readBody reads a request body within the size cap, decompressing a
+// gzip or zstd Content-Encoding (the cap applies to both sides, so a small
+// compressed body cannot inflate past it).
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *api.Problem) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.opts.MaxBodyBytes)))
+	limit := int64(s.opts.MaxBodyBytes)
+	var in io.Reader = http.MaxBytesReader(w, r.Body, limit)
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(in)
+		if err != nil {
+			return nil, api.NewProblem(api.CodeInvalidRequest, "Content-Encoding gzip: the body is not gzip data")
+		}
+		defer zr.Close()
+		in = zr
+	case "zstd":
+		zr, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(limit)*2))
+		if err != nil {
+			return nil, api.NewProblem(api.CodeInvalidRequest, "Content-Encoding zstd: the body is not zstd data")
+		}
+		defer zr.Close()
+		in = zr
+	default:
+		w.Header().Set("Accept-Encoding", "gzip, zstd")
+		return nil, api.NewProblem(api.CodeUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q: send the body plain, gzip or zstd", enc))
+	}
+	body, err := io.ReadAll(io.LimitReader(in, limit+1))
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return nil, api.NewProblem(api.CodeBodyTooLarge, fmt.Sprintf("request body over the %d-byte limit", mbe.Limit))
+	if errors.As(err, &mbe) || int64(len(body)) > limit {
+		return nil, api.NewProblem(api.CodeBodyTooLarge, fmt.Sprintf("request body over the %d-byte limit", limit))
 	}
 	if err != nil {
+		if r.Header.Get("Content-Encoding") != "" {
+			return nil, api.NewProblem(api.CodeInvalidRequest, "the body does not decompress: "+err.Error())
+		}
 		return nil, api.NewProblem(api.CodeInvalidRequest, "reading request body: "+err.Error())
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
@@ -352,9 +384,17 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *api.
 	return body, nil
 }
 
-// decodeStrict decodes one JSON value with no unknown fields; prefix is the
-// field path of the value (for errors inside nested values).
+// decodeStrict decodes one JSON object with no unknown fields and no key
+// twice at any depth (encoding/json would let the last one win); prefix is
+// the field path of the value (for errors inside nested values).
 func decodeStrict(data []byte, v any, prefix string) *api.Problem {
+	if err := strictjson.CheckObject(data); err != nil {
+		p := problemOf(err)
+		if prefix != "" {
+			p.Field = strings.TrimSuffix(prefix+"."+p.Field, ".")
+		}
+		return p
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
