@@ -137,10 +137,10 @@ func TestConsoleInChromium(t *testing.T) {
 
 	var recs []client.Record
 	for i := range 20 {
-		recs = append(recs, client.Record{Partition: 0, Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "order-%02d", i)})
+		recs = append(recs, client.Record{Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "order-%02d", i)}.InPartition(0))
 	}
-	recs = append(recs, client.Record{Partition: 0, Key: []byte("json"), Value: []byte(`{"sku":"A-1","qty":3}`)},
-		client.Record{Partition: 0, Key: []byte("bin"), Value: []byte{0xff, 0x00, 0x41}})
+	recs = append(recs, client.Record{Key: []byte("json"), Value: []byte(`{"sku":"A-1","qty":3}`)}.InPartition(0),
+		client.Record{Key: []byte("bin"), Value: []byte{0xff, 0x00, 0x41}}.InPartition(0))
 	if _, err := c.Produce(context.Background(), "orders", recs); err != nil {
 		t.Fatal(err)
 	}
