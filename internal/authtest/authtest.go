@@ -31,15 +31,15 @@ const (
 	Audience    = "streambed"
 )
 
-// Policy grants: writer produces to orders; reader consumes orders as
-// group billing; admin does everything; nobody produces to "other" only.
+// Policy grants: writer produces to orders; reader (a JWT with sub
+// "reader", so principal "jwt:reader") consumes orders as group billing; admin does everything; nobody produces to "other" only.
 func Policy(t testing.TB) (*auth.Policy, *Signer) {
 	t.Helper()
 	s := NewSigner(t)
 	doc := map[string]any{
 		"principals": map[string]any{
 			"writer":                                map[string]any{"grants": []any{map[string]any{"ops": []string{"produce"}, "topics": []string{"orders"}}}},
-			"reader":                                map[string]any{"grants": []any{map[string]any{"ops": []string{"consume"}, "topics": []string{"ord*"}, "groups": []string{"billing"}}}},
+			auth.JWTPrincipalPrefix + "reader":      map[string]any{"grants": []any{map[string]any{"ops": []string{"consume"}, "topics": []string{"ord*"}, "groups": []string{"billing"}}}},
 			"admin":                                 map[string]any{"grants": []any{map[string]any{"ops": []string{"admin", "produce", "consume"}, "topics": []string{"*"}, "groups": []string{"*"}}}},
 			"nobody":                                map[string]any{"grants": []any{map[string]any{"ops": []string{"produce"}, "topics": []string{"other"}}}},
 			"arn:aws:iam::123456789012:role/ingest": map[string]any{"grants": []any{map[string]any{"ops": []string{"produce"}, "topics": []string{"orders"}}}},
@@ -62,29 +62,43 @@ func Policy(t testing.TB) (*auth.Policy, *Signer) {
 // Signer mints JWTs with a throwaway RSA key published in a JWKS file.
 type Signer struct {
 	key      *rsa.PrivateKey
+	kid      string
 	JWKSFile string
 }
 
-// NewSigner makes a key and writes its JWKS.
-func NewSigner(t testing.TB) *Signer {
+// NewSigner makes a key (key id "k1") and writes its JWKS.
+func NewSigner(t testing.TB) *Signer { return NewSignerKID(t, "k1") }
+
+// NewSignerKID makes a key with the given key id and writes its JWKS.
+func NewSignerKID(t testing.TB, kid string) *Signer {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: string(jose.RS256), Use: "sig"}}}
-	data, _ := json.Marshal(set)
-	path := filepath.Join(t.TempDir(), "jwks.json")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
+	s := &Signer{key: key, kid: kid}
+	data := JWKS(s)
+	s.JWKSFile = filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(s.JWKSFile, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &Signer{key: key, JWKSFile: path}
+	return s
+}
+
+// JWKS is the key set publishing the signers' public keys.
+func JWKS(signers ...*Signer) []byte {
+	var set jose.JSONWebKeySet
+	for _, s := range signers {
+		set.Keys = append(set.Keys, jose.JSONWebKey{Key: &s.key.PublicKey, KeyID: s.kid, Algorithm: string(jose.RS256), Use: "sig"})
+	}
+	data, _ := json.Marshal(set)
+	return data
 }
 
 // JWT mints a token for sub with the given audience, valid until exp.
 func (s *Signer) JWT(t testing.TB, sub, audience string, exp time.Time) string {
 	t.Helper()
-	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: s.key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", "k1"))
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: s.key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", s.kid))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,10 @@ func authorizer(t *testing.T, file, p string) *events.APIGatewayV2HTTPRequestCon
 // exposed to it.
 func TestLambdaRouteTableAuthorization(t *testing.T) {
 	pol, _ := authtest.Policy(t)
+	// The recorded JWT authorizer contexts name the test's principals by
+	// their subject: map those subjects to them (a JWT subject is
+	// otherwise principal "jwt:<sub>", never a static-token principal).
+	pol.JWT.PrincipalMap = map[string]string{"writer": "writer", "admin": "admin", "nobody": "nobody"}
 	authz, err := auth.New(context.Background(), pol)
 	if err != nil {
 		t.Fatal(err)

@@ -17,11 +17,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Op is an operation a grant allows.
@@ -58,10 +64,27 @@ type Grant struct {
 	Groups []string `json:"groups,omitempty"`
 }
 
-// Principal is a named caller's grants.
+// Principal is a named caller's grants and limits.
 type Principal struct {
 	Grants []Grant `json:"grants"`
+	// Limits override the policy's default limits for this principal.
+	Limits *Limits `json:"limits,omitempty"`
 }
+
+// Limits bound what one principal may use of a server. Zero fields take
+// the policy default; a negative one means no limit.
+type Limits struct {
+	// RequestsPerSecond and Burst rate-limit requests (a token bucket per
+	// principal and server process; default: no limit).
+	RequestsPerSecond float64 `json:"requests_per_second,omitempty"`
+	Burst             int     `json:"burst,omitempty"`
+	// Streams bounds the principal's open SSE streams (default 100).
+	Streams int `json:"streams,omitempty"`
+}
+
+// DefaultStreams is the per-principal SSE stream cap without a policy
+// setting.
+const DefaultStreams = 100
 
 // Token maps a static bearer token, by its SHA-256 (hex), to a principal.
 type Token struct {
@@ -76,8 +99,18 @@ type JWTConfig struct {
 	Audience string `json:"audience"`
 	JWKSFile string `json:"jwks_file,omitempty"`
 	JWKSURL  string `json:"jwks_url,omitempty"`
-	// PrincipalClaim names the principal (default "sub").
+	// PrincipalClaim names the claim that identifies the caller (default
+	// "sub"). The principal is "jwt:" followed by its value, so a JWT can
+	// never claim the grants of a static-token principal by choosing its
+	// subject ("sub": "ops" is principal "jwt:ops", not "ops").
 	PrincipalClaim string `json:"principal_claim,omitempty"`
+	// PrincipalMap names principals for claim values instead ("the JWT
+	// whose sub is 0a1b... is ops").
+	PrincipalMap map[string]string `json:"principal_map,omitempty"`
+	// RefreshSeconds is how often a JWKS URL is fetched again, so a key
+	// the issuer revoked stops being trusted (default 600). A token
+	// naming an unknown key fetches it sooner (at most every 30 s).
+	RefreshSeconds int `json:"refresh_seconds,omitempty"`
 	// LeewaySeconds allows for clock skew on exp/nbf (default 30).
 	LeewaySeconds int `json:"leeway_seconds,omitempty"`
 }
@@ -87,7 +120,12 @@ type Policy struct {
 	Principals map[string]Principal `json:"principals"`
 	Tokens     []Token              `json:"tokens,omitempty"`
 	JWT        *JWTConfig           `json:"jwt,omitempty"`
+	// DefaultLimits apply to every principal without limits of its own.
+	DefaultLimits *Limits `json:"default_limits,omitempty"`
 }
+
+// JWTPrincipalPrefix starts every principal a JWT names (unless mapped).
+const JWTPrincipalPrefix = "jwt:"
 
 // ParsePolicy reads a policy document and checks it.
 func ParsePolicy(data []byte) (*Policy, error) {
@@ -126,6 +164,19 @@ func ParsePolicy(data []byte) (*Policy, error) {
 		if j.Issuer == "" || j.Audience == "" || (j.JWKSFile == "") == (j.JWKSURL == "") {
 			return nil, errors.New("auth policy: jwt needs issuer, audience and exactly one of jwks_file, jwks_url")
 		}
+		for claim, name := range j.PrincipalMap {
+			if _, ok := p.Principals[name]; !ok || claim == "" {
+				return nil, fmt.Errorf("auth policy: jwt principal_map maps %q to unknown principal %q", claim, name)
+			}
+		}
+		if j.RefreshSeconds < 0 {
+			return nil, errors.New("auth policy: jwt refresh_seconds must not be negative")
+		}
+	}
+	for name, pr := range p.Principals {
+		if l := pr.Limits; l != nil && (l.Burst < 0 || math.IsNaN(l.RequestsPerSecond)) {
+			return nil, fmt.Errorf("auth policy: principal %q: limits must not be negative", name)
+		}
 	}
 	return &p, nil
 }
@@ -156,6 +207,12 @@ type Identity struct {
 	Principal string
 	// Via says how: "token", "jwt", "gateway-jwt", "gateway-iam".
 	Via string
+	// Expires is when the credential stops being valid (zero: it does not
+	// expire by itself). Long-lived requests (streams) end then.
+	Expires time.Time
+	// tokenHash is the static token's entry, so a removed token can be
+	// noticed on a long-lived request.
+	tokenHash string
 }
 
 // GatewayIdentity is what API Gateway (or a function URL with IAM auth)
@@ -175,13 +232,35 @@ func WithGateway(ctx context.Context, g GatewayIdentity) context.Context {
 }
 
 // Authorizer authenticates requests and applies the policy. Safe for
-// concurrent use.
+// concurrent use; the policy can be replaced while it serves (Reload).
 type Authorizer struct {
+	state atomic.Pointer[authState]
+	now   func() time.Time
+	hc    *http.Client
+
+	limitersMu sync.Mutex
+	limiters   map[string]*rate.Limiter
+}
+
+// authState is one version of the policy, with the token hashes it holds.
+type authState struct {
 	policy *Policy
 	hashes [][sha256.Size]byte
 	jwks   *keySet
-	now    func() time.Time
 }
+
+func newState(p *Policy, jwks *keySet) *authState {
+	st := &authState{policy: p, jwks: jwks}
+	for _, t := range p.Tokens {
+		var h [sha256.Size]byte
+		b, _ := hex.DecodeString(t.SHA256)
+		copy(h[:], b)
+		st.hashes = append(st.hashes, h)
+	}
+	return st
+}
+
+func (a *Authorizer) policy() *Policy { return a.state.Load().policy }
 
 // Option configures an Authorizer.
 type Option func(*Authorizer)
@@ -190,35 +269,45 @@ type Option func(*Authorizer)
 func WithClock(now func() time.Time) Option { return func(a *Authorizer) { a.now = now } }
 
 // WithHTTPClient sets the client that fetches a JWKS URL.
-func WithHTTPClient(hc *http.Client) Option {
-	return func(a *Authorizer) {
-		if a.jwks != nil {
-			a.jwks.hc = hc
-		}
-	}
-}
+func WithHTTPClient(hc *http.Client) Option { return func(a *Authorizer) { a.hc = hc } }
 
 // New returns an Authorizer for p, loading its JWKS.
 func New(ctx context.Context, p *Policy, opts ...Option) (*Authorizer, error) {
-	a := &Authorizer{policy: p, now: time.Now}
-	for _, t := range p.Tokens {
-		var h [sha256.Size]byte
-		b, _ := hex.DecodeString(t.SHA256)
-		copy(h[:], b)
-		a.hashes = append(a.hashes, h)
-	}
-	if p.JWT != nil {
-		a.jwks = &keySet{file: p.JWT.JWKSFile, url: p.JWT.JWKSURL, hc: http.DefaultClient}
-	}
+	a := &Authorizer{now: time.Now, hc: http.DefaultClient, limiters: map[string]*rate.Limiter{}}
 	for _, o := range opts {
 		o(a)
 	}
-	if a.jwks != nil {
-		if err := a.jwks.load(ctx); err != nil {
-			return nil, err
-		}
+	if err := a.Reload(ctx, p); err != nil {
+		return nil, err
 	}
 	return a, nil
+}
+
+// Reload replaces the policy (a JWKS it names is loaded first; on any
+// error the current policy stays). Requests and streams check every
+// decision against the policy current at the time.
+func (a *Authorizer) Reload(ctx context.Context, p *Policy) error {
+	var ks *keySet
+	if j := p.JWT; j != nil {
+		var cur *keySet
+		if st := a.state.Load(); st != nil {
+			cur = st.jwks
+		}
+		if cur != nil && cur.file == j.JWKSFile && cur.url == j.JWKSURL {
+			ks = cur
+		} else {
+			ks = newKeySet(j, a.hc, a.now)
+			if err := ks.load(ctx); err != nil {
+				return err
+			}
+		}
+		ks.setRefresh(j.RefreshSeconds)
+	}
+	a.state.Store(newState(p, ks))
+	a.limitersMu.Lock()
+	clear(a.limiters) // new limits take effect at once
+	a.limitersMu.Unlock()
+	return nil
 }
 
 // Authenticate names the caller of r.
@@ -234,39 +323,68 @@ func (a *Authorizer) Authenticate(r *http.Request) (Identity, error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || cred == "" {
 		return Identity{}, fmt.Errorf("%w: use the Bearer scheme", ErrBadCredentials)
 	}
-	if strings.Count(cred, ".") == 2 && a.jwks != nil {
-		return a.verifyJWT(r.Context(), cred)
+	if st := a.state.Load(); strings.Count(cred, ".") == 2 && st.jwks != nil {
+		return a.verifyJWT(r.Context(), st, cred)
 	}
 	return a.verifyToken(cred)
+}
+
+// Valid reports whether an identity may still act: its credential has not
+// expired, and (for a static token) the token is still in the policy.
+func (a *Authorizer) Valid(id Identity) bool {
+	if !id.Expires.IsZero() && !a.now().Before(id.Expires) {
+		return false
+	}
+	if id.Via == "token" {
+		_, ok := a.policy().Principals[id.Principal]
+		return ok && a.tokenStillListed(id)
+	}
+	return true
+}
+
+func (a *Authorizer) tokenStillListed(id Identity) bool {
+	for _, t := range a.policy().Tokens {
+		if t.SHA256 == id.tokenHash {
+			return true
+		}
+	}
+	return false
 }
 
 // verifyToken compares the token's SHA-256 with every stored hash in
 // constant time, and always with all of them: neither how much of a
 // token matches nor which entry matches shows in the time taken.
 func (a *Authorizer) verifyToken(token string) (Identity, error) {
+	st := a.state.Load()
 	sum := sha256.Sum256([]byte(token))
 	found := -1
-	for i := range a.hashes {
-		if subtle.ConstantTimeCompare(sum[:], a.hashes[i][:]) == 1 {
+	for i := range st.hashes {
+		if subtle.ConstantTimeCompare(sum[:], st.hashes[i][:]) == 1 {
 			found = i
 		}
 	}
 	if found < 0 {
 		return Identity{}, ErrBadCredentials
 	}
-	return Identity{Principal: a.policy.Tokens[found].Principal, Via: "token"}, nil
+	t := st.policy.Tokens[found]
+	return Identity{Principal: t.Principal, Via: "token", tokenHash: t.SHA256}, nil
 }
 
 func (a *Authorizer) fromGateway(g GatewayIdentity) (Identity, error) {
 	if g.IAMARN != "" {
 		return Identity{Principal: g.IAMARN, Via: "gateway-iam"}, nil
 	}
+	j := a.policy().JWT
 	claim := "sub"
-	if a.policy.JWT != nil && a.policy.JWT.PrincipalClaim != "" {
-		claim = a.policy.JWT.PrincipalClaim
+	if j != nil && j.PrincipalClaim != "" {
+		claim = j.PrincipalClaim
 	}
 	if p := g.Claims[claim]; p != "" {
-		return Identity{Principal: p, Via: "gateway-jwt"}, nil
+		id := Identity{Principal: jwtPrincipal(j, p), Via: "gateway-jwt"}
+		if exp, err := strconv.ParseInt(g.Claims["exp"], 10, 64); err == nil {
+			id.Expires = time.Unix(exp, 0)
+		}
+		return id, nil
 	}
 	return Identity{}, fmt.Errorf("%w: the gateway's authorizer named no principal (claim %q)", ErrBadCredentials, claim)
 }
@@ -274,7 +392,7 @@ func (a *Authorizer) fromGateway(g GatewayIdentity) (Identity, error) {
 // Allowed reports whether id may do op on the resource. Read is allowed
 // by any operation on the resource; for Cluster, admin on topic "*".
 func (a *Authorizer) Allowed(id Identity, op Op, kind Kind, name string) bool {
-	pr, ok := a.policy.Principals[id.Principal]
+	pr, ok := a.policy().Principals[id.Principal]
 	if !ok {
 		return false
 	}
@@ -304,7 +422,7 @@ func (a *Authorizer) Allowed(id Identity, op Op, kind Kind, name string) bool {
 // AllowedAny reports whether id has op on at least one resource of kind
 // (e.g. may produce somewhere: may get a producer id).
 func (a *Authorizer) AllowedAny(id Identity, op Op, kind Kind) bool {
-	pr, ok := a.policy.Principals[id.Principal]
+	pr, ok := a.policy().Principals[id.Principal]
 	if !ok {
 		return false
 	}
@@ -323,4 +441,64 @@ func matchAny(patterns []string, name string) bool {
 		}
 	}
 	return false
+}
+
+// jwtPrincipal names the principal of a JWT whose identifying claim is v.
+func jwtPrincipal(j *JWTConfig, v string) string {
+	if j != nil {
+		if name, ok := j.PrincipalMap[v]; ok {
+			return name
+		}
+	}
+	return JWTPrincipalPrefix + v
+}
+
+// LimitsOf returns the limits that apply to a principal.
+func (a *Authorizer) LimitsOf(principal string) Limits {
+	p := a.policy()
+	var l Limits
+	if d := p.DefaultLimits; d != nil {
+		l = *d
+	}
+	if pr, ok := p.Principals[principal]; ok && pr.Limits != nil {
+		if pr.Limits.RequestsPerSecond != 0 {
+			l.RequestsPerSecond, l.Burst = pr.Limits.RequestsPerSecond, pr.Limits.Burst
+		}
+		if pr.Limits.Streams != 0 {
+			l.Streams = pr.Limits.Streams
+		}
+	}
+	if l.Streams == 0 {
+		l.Streams = DefaultStreams
+	}
+	return l
+}
+
+// Throttle takes one request from the principal's rate limit. It returns
+// 0 when the request may go ahead, else how long to wait before retrying.
+func (a *Authorizer) Throttle(principal string) time.Duration {
+	l := a.LimitsOf(principal)
+	if l.RequestsPerSecond <= 0 {
+		return 0
+	}
+	a.limitersMu.Lock()
+	lim, ok := a.limiters[principal]
+	if !ok {
+		burst := l.Burst
+		if burst <= 0 {
+			burst = max(1, int(math.Ceil(l.RequestsPerSecond)))
+		}
+		lim = rate.NewLimiter(rate.Limit(l.RequestsPerSecond), burst)
+		a.limiters[principal] = lim
+	}
+	a.limitersMu.Unlock()
+	res := lim.ReserveN(a.now(), 1)
+	if !res.OK() {
+		return time.Second
+	}
+	if d := res.DelayFrom(a.now()); d > 0 {
+		res.CancelAt(a.now())
+		return d
+	}
+	return 0
 }

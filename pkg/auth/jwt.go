@@ -18,18 +18,48 @@ import (
 // the JWKS holds public keys).
 var algorithms = []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512, jose.ES256, jose.ES384, jose.ES512, jose.EdDSA}
 
-// keySet is a JWKS from a file (read once) or a URL (fetched at start and
-// again, at most once a minute, when a token names a key it lacks — how
-// issuers rotate keys).
+// keySet is a JWKS from a file (read once) or a URL, fetched at start,
+// again every refresh interval (so a key the issuer revoked stops being
+// trusted), and early when a token names a key it lacks (how issuers
+// rotate keys) — at most once per minInterval, and one fetch at a time:
+// requests that need a fetch already under way wait for it.
 type keySet struct {
-	file, url string
-	hc        *http.Client
+	file, url   string
+	hc          *http.Client
+	now         func() time.Time
+	minInterval time.Duration
+
 	mu        sync.Mutex
 	set       jose.JSONWebKeySet
-	fetched   time.Time
+	fetched   time.Time // last successful load
+	attempted time.Time // last load started
+	refresh   time.Duration
+	inflight  chan struct{} // closed when the fetch under way ends
+	fetches   int           // loads started (tests)
+}
+
+// DefaultJWKSRefresh is how often a JWKS URL is fetched again.
+const DefaultJWKSRefresh = 10 * time.Minute
+
+func newKeySet(j *JWTConfig, hc *http.Client, now func() time.Time) *keySet {
+	return &keySet{file: j.JWKSFile, url: j.JWKSURL, hc: hc, now: now, minInterval: 30 * time.Second, refresh: DefaultJWKSRefresh}
+}
+
+func (k *keySet) setRefresh(seconds int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.refresh = DefaultJWKSRefresh
+	if seconds > 0 {
+		k.refresh = time.Duration(seconds) * time.Second
+		k.minInterval = min(k.minInterval, k.refresh)
+	}
 }
 
 func (k *keySet) load(ctx context.Context) error {
+	k.mu.Lock()
+	k.attempted = k.now()
+	k.fetches++
+	k.mu.Unlock()
 	var data []byte
 	var err error
 	if k.file != "" {
@@ -45,7 +75,7 @@ func (k *keySet) load(ctx context.Context) error {
 		return fmt.Errorf("auth: JWKS: %w", err)
 	}
 	k.mu.Lock()
-	k.set, k.fetched = set, time.Now()
+	k.set, k.fetched = set, k.now()
 	k.mu.Unlock()
 	return nil
 }
@@ -68,17 +98,40 @@ func (k *keySet) fetch(ctx context.Context) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 }
 
+// reload fetches the set again unless a fetch is under way, in which case
+// it waits for that one.
+func (k *keySet) reload(ctx context.Context) {
+	k.mu.Lock()
+	if ch := k.inflight; ch != nil {
+		k.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+		return
+	}
+	ch := make(chan struct{})
+	k.inflight = ch
+	k.mu.Unlock()
+	_ = k.load(context.WithoutCancel(ctx)) // a failed fetch keeps the current keys
+	k.mu.Lock()
+	k.inflight = nil
+	k.mu.Unlock()
+	close(ch)
+}
+
 func (k *keySet) key(ctx context.Context, kid string) *jose.JSONWebKey {
 	k.mu.Lock()
 	keys := k.set.Key(kid)
-	stale := k.url != "" && time.Since(k.fetched) > time.Minute
+	now := k.now()
+	due := k.url != "" && now.Sub(k.fetched) >= k.refresh && now.Sub(k.attempted) >= k.minInterval
+	unknown := len(keys) == 0 && k.url != "" && (now.Sub(k.attempted) >= k.minInterval || k.inflight != nil)
 	k.mu.Unlock()
-	if len(keys) == 0 && stale {
-		if err := k.load(ctx); err == nil {
-			k.mu.Lock()
-			keys = k.set.Key(kid)
-			k.mu.Unlock()
-		}
+	if due || unknown {
+		k.reload(ctx)
+		k.mu.Lock()
+		keys = k.set.Key(kid)
+		k.mu.Unlock()
 	}
 	if len(keys) == 0 {
 		return nil
@@ -88,13 +141,13 @@ func (k *keySet) key(ctx context.Context, kid string) *jose.JSONWebKey {
 
 // verifyJWT checks signature, issuer, audience, expiry (required) and
 // not-before, and names the principal by the configured claim.
-func (a *Authorizer) verifyJWT(ctx context.Context, raw string) (Identity, error) {
-	cfg := a.policy.JWT
+func (a *Authorizer) verifyJWT(ctx context.Context, st *authState, raw string) (Identity, error) {
+	cfg := st.policy.JWT
 	tok, err := jwt.ParseSigned(raw, algorithms)
 	if err != nil || len(tok.Headers) != 1 {
 		return Identity{}, fmt.Errorf("%w: malformed JWT", ErrBadCredentials)
 	}
-	key := a.jwks.key(ctx, tok.Headers[0].KeyID)
+	key := st.jwks.key(ctx, tok.Headers[0].KeyID)
 	if key == nil {
 		return Identity{}, fmt.Errorf("%w: JWT signed by an unknown key", ErrBadCredentials)
 	}
@@ -121,5 +174,5 @@ func (a *Authorizer) verifyJWT(ctx context.Context, raw string) (Identity, error
 	if p == "" {
 		return Identity{}, fmt.Errorf("%w: JWT has no %q claim", ErrBadCredentials, claim)
 	}
-	return Identity{Principal: p, Via: "jwt"}, nil
+	return Identity{Principal: jwtPrincipal(cfg, p), Via: "jwt", Expires: std.Expiry.Time()}, nil
 }

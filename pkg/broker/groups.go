@@ -213,6 +213,14 @@ func (b *Broker) membership(ctx context.Context, h *Heartbeat) (offsets.GroupVie
 	if err != nil {
 		return v, m, err
 	}
+	if m.Version > 0 && m.Principal != h.Principal {
+		// Another principal's member: it cannot heartbeat, leave or fence
+		// it, and learns nothing about it (unless it is long dead, when
+		// its id is free again).
+		if h.MemberEpoch != 0 || m.Live(now) {
+			return v, m, memberOfAnother(h)
+		}
+	}
 	switch {
 	case h.MemberEpoch == -1:
 		if m.Version == 0 {
@@ -323,6 +331,15 @@ func (b *Broker) markChanged(ctx context.Context, group string, v *offsets.Group
 func (b *Broker) countsDiffer(ctx context.Context, meta offsets.GroupMeta, topics []string) bool {
 	m := cloneMeta(meta)
 	return b.updateCounts(ctx, &m, topics)
+}
+
+// memberOfAnother is the answer to a request naming another principal's
+// member: the same as for a member that does not exist.
+func memberOfAnother(h *Heartbeat) error {
+	if h.MemberEpoch == 0 {
+		return &FieldError{Field: "member_id", Reason: fmt.Sprintf("%q is taken; choose another member id", h.MemberID), Err: offsets.ErrUnknownMember}
+	}
+	return fmt.Errorf("%w: %s is not a member of %s; rejoin with member_epoch 0", offsets.ErrUnknownMember, h.MemberID, h.Group)
 }
 
 // checkMember refuses a heartbeat of a member that is gone, expired or on
@@ -562,7 +579,7 @@ func (b *Broker) reconcile(ctx context.Context, h *Heartbeat, incarnation string
 	if err != nil {
 		return out, err
 	}
-	if m.Version == 0 || m.Incarnation != incarnation {
+	if m.Version == 0 || m.Incarnation != incarnation || m.Principal != h.Principal {
 		return out, fmt.Errorf("%w: %s was replaced or removed during its heartbeat; rejoin with member_epoch 0", offsets.ErrUnknownMember, h.MemberID)
 	}
 	if h.MemberEpoch != 0 {
@@ -675,6 +692,12 @@ func heartbeatInterval(session time.Duration) time.Duration {
 // epoch and ownership are checked (zombies are fenced); without one the
 // group must be empty. Topics must exist and partitions be in range.
 func (b *Broker) CommitOffsets(ctx context.Context, group, memberID string, epoch int32, offs []offsets.CommittedOffset) error {
+	return b.CommitOffsetsAs(ctx, "", group, memberID, epoch, offs)
+}
+
+// CommitOffsetsAs is CommitOffsets by an authenticated principal: a member
+// id must be one of that principal's members.
+func (b *Broker) CommitOffsetsAs(ctx context.Context, principal, group, memberID string, epoch int32, offs []offsets.CommittedOffset) error {
 	if memberID != "" {
 		if err := offsets.ValidateMemberID(memberID); err != nil {
 			return err
@@ -688,7 +711,7 @@ func (b *Broker) CommitOffsets(ctx context.Context, group, memberID string, epoc
 		}
 		o.TopicID = t.ID
 	}
-	return b.store.CommitOffsets(ctx, group, memberID, epoch, offs)
+	return b.store.CommitOffsets(ctx, group, memberID, principal, epoch, offs)
 }
 
 // CommittedOffsets returns a group's committed offsets for topics that
@@ -730,6 +753,9 @@ type Poll struct {
 	MaxRecords      int
 	MaxBytes        int
 	Wait            time.Duration
+	// Authorize, when set, is asked about every topic the poll would read
+	// (what the member is assigned now); an error fails the poll.
+	Authorize func(topic string) error
 }
 
 // PolledRecord is a record with its partition.
@@ -759,7 +785,7 @@ func (b *Broker) Poll(ctx context.Context, p Poll) (PollResult, error) {
 		return res, fieldErr("auto_offset_reset", "%q: use earliest or latest", p.AutoOffsetReset)
 	}
 	if !p.NoCommit && len(p.Positions) > 0 && p.MemberEpoch > 0 {
-		res.CommitErr = b.CommitOffsets(ctx, p.Group, p.MemberID, p.MemberEpoch, slices.Clone(p.Positions))
+		res.CommitErr = b.CommitOffsetsAs(ctx, p.Principal, p.Group, p.MemberID, p.MemberEpoch, slices.Clone(p.Positions))
 	}
 	a, err := b.Heartbeat(ctx, p.Heartbeat)
 	if err != nil {
@@ -768,6 +794,13 @@ func (b *Broker) Poll(ctx context.Context, p Poll) (PollResult, error) {
 	res.HeartbeatResult = a
 	if a.MemberEpoch < 0 || len(a.Assignment) == 0 {
 		return res, nil
+	}
+	if p.Authorize != nil {
+		for _, t := range a.Assignment {
+			if err := p.Authorize(t.Topic); err != nil {
+				return res, err
+			}
+		}
 	}
 	given := map[tp]int64{}
 	for _, o := range p.Positions {
@@ -874,7 +907,7 @@ func (b *Broker) ResetOffsets(ctx context.Context, group, topic string, parts []
 		}
 		out[i] = offsets.CommittedOffset{Topic: topic, Partition: st.Partition, Offset: off, TopicID: t.ID, Metadata: "reset to " + to}
 	}
-	if err := b.store.CommitOffsets(ctx, group, "", 0, out); err != nil {
+	if err := b.store.CommitOffsets(ctx, group, "", "", 0, out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -967,7 +1000,9 @@ type PartitionLag struct {
 	LogEnd    int64
 	Lag       int64
 	MemberID  string // the owner now, if any
-	TimeLagMs int64  // age of the oldest unconsumed record
+	// MemberPrincipal is the owner's principal.
+	MemberPrincipal string
+	TimeLagMs       int64 // age of the oldest unconsumed record
 }
 
 // GroupLag computes a group's lag on every partition of the topics its
@@ -996,14 +1031,14 @@ func (b *Broker) GroupLag(ctx context.Context, group string) ([]PartitionLag, er
 		committed[tp{o.Topic, o.Partition}] = o.Offset
 		names[o.Topic] = true
 	}
-	owner := map[tp]string{}
+	owner := map[tp]offsets.Member{}
 	now := b.now().UnixMilli()
 	for _, m := range offsets.LiveMembers(members, now) {
 		for _, t := range m.Topics {
 			names[t] = true
 		}
 		for _, x := range toTPs(m.Owned) {
-			owner[x] = m.ID
+			owner[x] = m
 		}
 	}
 	topics, err := b.store.Topics(ctx, slices.Sorted(maps.Keys(names)))
@@ -1019,7 +1054,7 @@ func (b *Broker) GroupLag(ctx context.Context, group string) ([]PartitionLag, er
 		}
 		for _, st := range states {
 			x := tp{name, st.Partition}
-			l := PartitionLag{Topic: name, Partition: st.Partition, LogStart: st.LogStart, LogEnd: st.LogEnd, MemberID: owner[x]}
+			l := PartitionLag{Topic: name, Partition: st.Partition, LogStart: st.LogStart, LogEnd: st.LogEnd, MemberID: owner[x].ID, MemberPrincipal: owner[x].Principal}
 			from := st.LogStart
 			if c, ok := committed[x]; ok {
 				l.Committed = &c

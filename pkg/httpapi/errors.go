@@ -61,6 +61,10 @@ func problemFor(err error, write bool) *api.Problem {
 	if errors.As(err, &p) {
 		return p
 	}
+	var forbidden *forbiddenError
+	if errors.As(err, &forbidden) {
+		return api.NewProblem(api.CodeForbidden, forbidden.Error())
+	}
 	code := api.CodeInternal
 	for _, s := range sentinels {
 		if errors.Is(err, s.err) {

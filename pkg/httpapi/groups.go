@@ -77,6 +77,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 	if !s.mayTopics(w, r, auth.Consume, in.Topics) {
 		return
 	}
+	h.Principal = principal(r)
 	a, err := s.b.Heartbeat(r.Context(), h)
 	if err != nil {
 		s.fail(w, r, err, true)
@@ -112,7 +113,9 @@ func (s *Server) poll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := s.b.Limits()
-	req := broker.Poll{Heartbeat: h, Positions: commitsFrom(in.Offsets), AutoOffsetReset: in.AutoOffsetReset, MaxRecords: 500, MaxBytes: l.MaxResponseBytes * 2 / 3}
+	h.Principal = principal(r)
+	req := broker.Poll{Heartbeat: h, Positions: commitsFrom(in.Offsets), AutoOffsetReset: in.AutoOffsetReset, MaxRecords: 500, MaxBytes: l.MaxResponseBytes * 2 / 3,
+		Authorize: s.topicAuthorizer(r, auth.Consume)}
 	if in.Commit != nil && !*in.Commit {
 		req.NoCommit = true
 	}
@@ -193,7 +196,7 @@ func (s *Server) commitOffsets(w http.ResponseWriter, r *http.Request) {
 	if !s.mayTopics(w, r, auth.Consume, commitTopics(in.Offsets)) {
 		return
 	}
-	if err := s.b.CommitOffsets(r.Context(), g, in.MemberID, in.MemberEpoch, commitsFrom(in.Offsets)); err != nil {
+	if err := s.b.CommitOffsetsAs(r.Context(), principal(r), g, in.MemberID, in.MemberEpoch, commitsFrom(in.Offsets)); err != nil {
 		s.fail(w, r, err, true)
 		return
 	}
@@ -210,9 +213,11 @@ func (s *Server) listOffsets(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, false)
 		return
 	}
-	out := api.OffsetsResponse{Offsets: make([]api.CommittedOffset, len(offs))}
-	for i, o := range offs {
-		out.Offsets[i] = api.CommittedOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset, Metadata: o.Metadata, CommittedMs: o.CommittedMs}
+	out := api.OffsetsResponse{Offsets: []api.CommittedOffset{}}
+	for _, o := range offs {
+		if s.visible(r, auth.Topic, o.Topic) { // a group's view never shows topics the caller may not read
+			out.Offsets = append(out.Offsets, api.CommittedOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset, Metadata: o.Metadata, CommittedMs: o.CommittedMs})
+		}
 	}
 	s.writeJSON(w, http.StatusOK, out)
 }
@@ -270,9 +275,13 @@ func (s *Server) groupLag(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, false)
 		return
 	}
-	out := api.LagResponse{Group: g, Partitions: make([]api.PartitionLag, len(lags))}
-	for i, l := range lags {
-		out.Partitions[i] = api.PartitionLag{Topic: l.Topic, Partition: l.Partition, CommittedOffset: l.Committed, LogStartOffset: l.LogStart, LogEndOffset: l.LogEnd, Lag: l.Lag, MemberID: l.MemberID, TimeLagMs: l.TimeLagMs}
+	out := api.LagResponse{Group: g, Partitions: []api.PartitionLag{}}
+	for _, l := range lags {
+		if !s.visible(r, auth.Topic, l.Topic) {
+			continue
+		}
+		out.Partitions = append(out.Partitions, api.PartitionLag{Topic: l.Topic, Partition: l.Partition, CommittedOffset: l.Committed, LogStartOffset: l.LogStart, LogEndOffset: l.LogEnd, Lag: l.Lag,
+			MemberID: s.memberIDFor(r, l.MemberID, l.MemberPrincipal), TimeLagMs: l.TimeLagMs})
 		out.TotalLag += l.Lag
 		out.MaxLag = max(out.MaxLag, l.Lag)
 	}
@@ -311,14 +320,20 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) {
 	}
 	out := api.Group{Group: g, State: info.State, GroupEpoch: info.Epoch, AssignmentEpoch: info.AssignmentEpoch, Assignor: info.Assignor, Members: []api.GroupMember{}}
 	for _, m := range info.Members {
-		topics := m.Topics
-		if topics == nil {
-			topics = []string{}
+		topics := []string{}
+		for _, t := range m.Topics {
+			if s.visible(r, auth.Topic, t) {
+				topics = append(topics, t)
+			}
 		}
-		out.Members = append(out.Members, api.GroupMember{
-			MemberID: m.ID, MemberEpoch: m.Epoch, Topics: topics, Assignment: toAPITPs(m.Assignment),
-			Target: toAPITPs(m.Target), SessionTimeoutMs: m.SessionTimeoutMs, ClientID: m.ClientID,
-		})
+		gm := api.GroupMember{
+			MemberID: s.memberIDFor(r, m.ID, m.Principal), MemberEpoch: m.Epoch, Topics: topics, Assignment: s.visibleTPs(r, m.Assignment),
+			Target: s.visibleTPs(r, m.Target), SessionTimeoutMs: m.SessionTimeoutMs, ClientID: m.ClientID,
+		}
+		if gm.MemberID == hiddenMember {
+			gm.ClientID = ""
+		}
+		out.Members = append(out.Members, gm)
 	}
 	s.writeJSON(w, http.StatusOK, out)
 }
@@ -351,4 +366,54 @@ func commitTopics(in []api.OffsetCommit) []string {
 		out = append(out, o.Topic)
 	}
 	return out
+}
+
+// hiddenMember stands for the id of another principal's member in group
+// views: it is what would let one principal act as another's member.
+const hiddenMember = "(another principal's member)"
+
+// memberIDFor shows a member id to the principal that owns the member
+// (and to everyone without authentication).
+func (s *Server) memberIDFor(r *http.Request, id, owner string) string {
+	if s.opts.Auth == nil || id == "" || owner == principal(r) {
+		return id
+	}
+	return hiddenMember
+}
+
+// visibleTPs keeps the topics the caller may read.
+func (s *Server) visibleTPs(r *http.Request, in []offsets.TopicPartitions) []api.TopicPartitions {
+	out := []api.TopicPartitions{}
+	for _, t := range in {
+		if s.visible(r, auth.Topic, t.Topic) {
+			out = append(out, api.TopicPartitions{Topic: t.Topic, Partitions: t.Partitions})
+		}
+	}
+	return out
+}
+
+// topicAuthorizer returns a check of op on a topic for the caller (nil
+// without authentication).
+func (s *Server) topicAuthorizer(r *http.Request, op auth.Op) func(string) error {
+	if s.opts.Auth == nil {
+		return nil
+	}
+	id, _ := r.Context().Value(identityKey{}).(auth.Identity)
+	return func(topic string) error {
+		if s.opts.Auth.Allowed(id, op, auth.Topic, topic) {
+			return nil
+		}
+		return &forbiddenError{principal: id.Principal, op: op, topic: topic}
+	}
+}
+
+// forbiddenError is a 403 found inside the broker.
+type forbiddenError struct {
+	principal string
+	op        auth.Op
+	topic     string
+}
+
+func (e *forbiddenError) Error() string {
+	return fmt.Sprintf("principal %s may not %s on topic %s", e.principal, e.op, e.topic)
 }

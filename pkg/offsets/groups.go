@@ -527,13 +527,14 @@ func LiveMembers(ms []Member, nowMs int64) []Member {
 }
 
 // CommitOffsets stores committed offsets for a group. With a member id, the
-// member must exist, be live, carry its current epoch and own every
+// member must exist, belong to principal ("" without authentication), be
+// live, carry its current epoch and own every
 // partition (ErrUnknownMember, ErrStaleMemberEpoch,
 // ErrPartitionNotAssigned); the write is conditional on the member item, so
 // a zombie whose epoch was bumped concurrently changes nothing. Without a
 // member id (a standalone commit, as by admin tools) the group must have no
 // live members (ErrGroupNotEmpty); the group is created if needed.
-func (s *Store) CommitOffsets(ctx context.Context, group, memberID string, memberEpoch int32, offsets []CommittedOffset) error {
+func (s *Store) CommitOffsets(ctx context.Context, group, memberID, principal string, memberEpoch int32, offsets []CommittedOffset) error {
 	if err := ValidateGroupName(group); err != nil {
 		return err
 	}
@@ -562,7 +563,7 @@ func (s *Store) CommitOffsets(ctx context.Context, group, memberID string, membe
 			if err != nil {
 				return false, err
 			}
-			if !m.Live(now) {
+			if !m.Live(now) || m.Principal != principal {
 				return false, fmt.Errorf("%w: %s in group %s", ErrUnknownMember, memberID, group)
 			}
 			if m.Epoch != memberEpoch {

@@ -114,10 +114,10 @@ var fencingCases = map[string]func(*testing.T, *env){
 	},
 	"MemberEpoch": func(t *testing.T, e *env) {
 		g := joinGroup(t, e, "fence-g", "m1", 5, []offsets.TopicPartitions{{Topic: "t", Partitions: []int32{0}}})
-		must(t, e.store.CommitOffsets(e.ctx, g, "m1", 5, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 10}}))
+		must(t, e.store.CommitOffsets(e.ctx, g, "m1", "", 5, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 10}}))
 		// The member is bumped to epoch 6 (a rebalance); the zombie at 5 is fenced.
 		bumpMember(t, e, g, "m1", 6)
-		wantErr(t, e.store.CommitOffsets(e.ctx, g, "m1", 5, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 99}}), offsets.ErrStaleMemberEpoch)
+		wantErr(t, e.store.CommitOffsets(e.ctx, g, "m1", "", 5, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 99}}), offsets.ErrStaleMemberEpoch)
 		offs, err := e.store.FetchOffsets(e.ctx, g, "")
 		must(t, err)
 		if len(offs) != 1 || offs[0].Offset != 10 {

@@ -43,12 +43,12 @@ func ownerVersion(t *testing.T, e *env, group, topic string, p int32) int64 {
 var groupCases = map[string]func(*testing.T, *env){
 	"MemberCommits": func(t *testing.T, e *env) {
 		g := joinGroup(t, e, "g1", "m1", 1, []offsets.TopicPartitions{{Topic: "t", Partitions: []int32{0, 2}}})
-		must(t, e.store.CommitOffsets(e.ctx, g, "m1", 1, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 5, Metadata: "m"}, {Topic: "t", Partition: 2, Offset: 7}}))
-		wantErr(t, e.store.CommitOffsets(e.ctx, g, "m1", 1, []offsets.CommittedOffset{{Topic: "t", Partition: 1, Offset: 1}}), offsets.ErrPartitionNotAssigned)
-		wantErr(t, e.store.CommitOffsets(e.ctx, g, "m9", 1, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 1}}), offsets.ErrUnknownMember)
-		wantErr(t, e.store.CommitOffsets(e.ctx, g, "m1", 2, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 1}}), offsets.ErrStaleMemberEpoch)
-		wantErr(t, e.store.CommitOffsets(e.ctx, g, "m1", 1, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: -1}}), offsets.ErrInvalid)
-		wantErr(t, e.store.CommitOffsets(e.ctx, "no-such-group", "m1", 1, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 1}}), offsets.ErrUnknownMember)
+		must(t, e.store.CommitOffsets(e.ctx, g, "m1", "", 1, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 5, Metadata: "m"}, {Topic: "t", Partition: 2, Offset: 7}}))
+		wantErr(t, e.store.CommitOffsets(e.ctx, g, "m1", "", 1, []offsets.CommittedOffset{{Topic: "t", Partition: 1, Offset: 1}}), offsets.ErrPartitionNotAssigned)
+		wantErr(t, e.store.CommitOffsets(e.ctx, g, "m9", "", 1, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 1}}), offsets.ErrUnknownMember)
+		wantErr(t, e.store.CommitOffsets(e.ctx, g, "m1", "", 2, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 1}}), offsets.ErrStaleMemberEpoch)
+		wantErr(t, e.store.CommitOffsets(e.ctx, g, "m1", "", 1, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: -1}}), offsets.ErrInvalid)
+		wantErr(t, e.store.CommitOffsets(e.ctx, "no-such-group", "m1", "", 1, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 1}}), offsets.ErrUnknownMember)
 		offs, err := e.store.FetchOffsets(e.ctx, g, "")
 		must(t, err)
 		if len(offs) != 2 || offs[0].Offset != 5 || offs[0].Metadata != "m" || offs[1].Offset != 7 || offs[0].MemberID != "m1" {
@@ -56,15 +56,26 @@ var groupCases = map[string]func(*testing.T, *env){
 		}
 		// A member whose session expired is unknown for commits.
 		e.clock.Advance(46 * time.Second)
-		wantErr(t, e.store.CommitOffsets(e.ctx, g, "m1", 1, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 6}}), offsets.ErrUnknownMember)
+		wantErr(t, e.store.CommitOffsets(e.ctx, g, "m1", "", 1, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 6}}), offsets.ErrUnknownMember)
+	},
+	"CommitsBoundToPrincipal": func(t *testing.T, e *env) {
+		joinGroup(t, e, "owned-g", "m1", 1, []offsets.TopicPartitions{{Topic: "t", Partitions: []int32{0}}})
+		v, m, err := e.store.GroupMember(e.ctx, "owned-g", "m1")
+		must(t, err)
+		m.Principal = "alice"
+		must(t, e.store.WriteGroup(e.ctx, "owned-g", offsets.GroupWrite{CheckMeta: true, MetaVersion: v.MetaVersion, PutMembers: []offsets.Member{m}}))
+		c := []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 4}}
+		wantErr(t, e.store.CommitOffsets(e.ctx, "owned-g", "m1", "bob", 1, c), offsets.ErrUnknownMember)
+		wantErr(t, e.store.CommitOffsets(e.ctx, "owned-g", "m1", "", 1, c), offsets.ErrUnknownMember)
+		must(t, e.store.CommitOffsets(e.ctx, "owned-g", "m1", "alice", 1, c))
 	},
 	"StandaloneOnlyWhenEmpty": func(t *testing.T, e *env) {
 		// A new group is created by a standalone commit.
-		must(t, e.store.CommitOffsets(e.ctx, "admin-g", "", 0, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 3}}))
+		must(t, e.store.CommitOffsets(e.ctx, "admin-g", "", "", 0, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 3}}))
 		joinGroup(t, e, "admin-g", "m1", 1, nil)
-		wantErr(t, e.store.CommitOffsets(e.ctx, "admin-g", "", 0, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 9}}), offsets.ErrGroupNotEmpty)
+		wantErr(t, e.store.CommitOffsets(e.ctx, "admin-g", "", "", 0, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 9}}), offsets.ErrGroupNotEmpty)
 		e.clock.Advance(time.Minute)
-		must(t, e.store.CommitOffsets(e.ctx, "admin-g", "", 0, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 9}}))
+		must(t, e.store.CommitOffsets(e.ctx, "admin-g", "", "", 0, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 9}}))
 		offs, _ := e.store.FetchOffsets(e.ctx, "admin-g", "t")
 		if len(offs) != 1 || offs[0].Offset != 9 {
 			t.Fatalf("offsets %+v", offs)
@@ -134,7 +145,7 @@ var groupCases = map[string]func(*testing.T, *env){
 	},
 	"ListAndDelete": func(t *testing.T, e *env) {
 		for _, g := range []string{"b", "a", "c"} {
-			must(t, e.store.CommitOffsets(e.ctx, g, "", 0, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 1}}))
+			must(t, e.store.CommitOffsets(e.ctx, g, "", "", 0, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 1}}))
 		}
 		names, next, err := e.store.ListGroups(e.ctx, "", 2)
 		must(t, err)
