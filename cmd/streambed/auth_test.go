@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/streambed/streambed/pkg/auth"
 )
@@ -75,6 +76,22 @@ func TestServeWithAuth(t *testing.T) {
 	}
 	if strings.Contains(p.stderr.String(), tok) {
 		t.Fatal("serve logged the token")
+	}
+	// Removing the token from the policy file revokes it, without a restart.
+	doc, _ = json.Marshal(auth.Policy{Principals: map[string]auth.Principal{"ops": {Grants: []auth.Grant{{Ops: []auth.Op{auth.Admin}, Topics: []string{"*"}}}}}})
+	if err := os.WriteFile(policy, doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, msg := cli(tok, "topics", "list")
+		if code == 1 && strings.Contains(msg, "401") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the removed token still works: %d %s", code, msg)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	p.stop()
 }

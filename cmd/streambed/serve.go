@@ -41,6 +41,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(&cors, "cors-origin", "allow browser calls from this origin, e.g. where the console is deployed as static files (repeatable; * for any)")
 	drainTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "how long shutdown waits for requests in flight")
 	requestTimeout := fs.Duration("request-timeout", httpapi.DefaultRequestTimeout, "server-side deadline of a request waiting on storage (504 after it; long polls add their wait)")
+	maxStreams := fs.Int("max-streams", 1000, "SSE streams this server keeps open at most (429 beyond; each principal also has the policy's limit, default 100)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -66,7 +67,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer be.Close()
 
 	store := offsets.New(be.Table, offsets.WithLogger(log))
-	b := broker.New(store, be.Bucket, broker.Config{Compression: &comp, Logger: log})
+	// The embedded store is held by this process alone: long polls need not
+	// re-read heads for other writers.
+	b := broker.New(store, be.Bucket, broker.Config{Compression: &comp, Logger: log, SoleWriter: be.Metadata == "bolt"})
 	comp2 := compactor.New(store, be.Bucket, compactor.Config{Budget: *compactBudget, Logger: log})
 	if *authFile == "" && !isLoopback(*addr) {
 		if !*insecure {
@@ -84,8 +87,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		log.Info("authentication on", "policy", *authFile, "principals", len(pol.Principals), "tokens", len(pol.Tokens), "jwt", pol.JWT != nil)
+		go watchPolicy(ctx, authz, *authFile, 5*time.Second, log)
 	}
-	opts := httpapi.Options{Auth: authz, Logger: log, Backends: api.Backend{Objects: be.Objects, Metadata: be.Metadata}, Compactor: comp2, CORSOrigins: cors, RequestTimeout: *requestTimeout}
+	opts := httpapi.Options{Auth: authz, Logger: log, Backends: api.Backend{Objects: be.Objects, Metadata: be.Metadata}, Compactor: comp2, CORSOrigins: cors, RequestTimeout: *requestTimeout, MaxStreams: *maxStreams}
 	if !*noUI {
 		opts.Console = console.Handler("/ui/")
 	}
@@ -173,4 +177,42 @@ func isLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// watchPolicy reloads the policy file when it changes (checked every
+// interval): removed tokens, revoked grants and new limits take effect
+// without a restart, open streams included. A policy that does not parse
+// is logged and the current one kept.
+func watchPolicy(ctx context.Context, a *auth.Authorizer, path string, every time.Duration, log *slog.Logger) {
+	stat := func() (time.Time, int64) {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return time.Time{}, -1
+		}
+		return fi.ModTime(), fi.Size()
+	}
+	mod, size := stat()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		m, sz := stat()
+		if sz < 0 || (m.Equal(mod) && sz == size) {
+			continue
+		}
+		mod, size = m, sz
+		pol, err := auth.LoadPolicy(path)
+		if err == nil {
+			err = a.Reload(ctx, pol)
+		}
+		if err != nil {
+			log.Error("the changed policy file was not loaded; the previous policy stays", "policy", path, "err", err)
+			continue
+		}
+		log.Info("policy reloaded", "policy", path, "principals", len(pol.Principals), "tokens", len(pol.Tokens))
+	}
 }

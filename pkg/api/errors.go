@@ -136,6 +136,8 @@ type Problem struct {
 	// Log bounds accompany offset_out_of_range and expected_offset_mismatch.
 	LogStartOffset *int64 `json:"log_start_offset,omitempty"`
 	LogEndOffset   *int64 `json:"log_end_offset,omitempty"`
+	// RetryAfter (seconds), when set, is also sent as Retry-After.
+	RetryAfter int `json:"retry_after,omitempty"`
 }
 
 // NewProblem fills a Problem for code from the catalog.

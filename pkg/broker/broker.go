@@ -55,9 +55,14 @@ type Config struct {
 	TopicCacheTTL time.Duration
 	// SliceCacheBytes bounds the decoded-slice cache (64 MiB).
 	SliceCacheBytes int64
-	// PollMin/PollMax bound the interval at which a long poll re-reads a
-	// partition head to see appends made by other processes.
+	// PollMin/PollMax bound the interval at which the heads of partitions
+	// long polls wait on are read again, to see appends made by other
+	// processes.
 	PollMin, PollMax time.Duration
+	// SoleWriter says no other process writes to this storage (the
+	// embedded store, which one process holds): long polls then wait for
+	// local commits only, and cost the store nothing while idle.
+	SoleWriter bool
 	// Now is the clock of record timestamps, retention and group
 	// sessions (tests inject one). Waits and cache ages use real time.
 	Now    func() time.Time
@@ -82,7 +87,7 @@ type Broker struct {
 	// assignments caches groups' target assignments (immutable, by tag).
 	assignments *lru[map[string][]offsets.TopicPartitions]
 	index       indexCache
-	waiters     *waiters
+	watch       *watchers
 	seqs        *seqGate
 	commitMu    [256]sync.Mutex
 	draining    chan struct{}
@@ -121,16 +126,17 @@ func New(store *offsets.Store, bucket segments.Bucket, cfg Config) *Broker {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Broker{
+	b := &Broker{
 		store: store, bucket: bucket, codec: segments.NewCodec(), limits: cfg.Limits, comp: comp,
 		now: cfg.Now, log: cfg.Logger, cfg: cfg,
 		topics:      map[string]cachedTopic{},
 		slices:      newLRU[[]segments.Record](cfg.SliceCacheBytes),
 		assignments: newLRU[map[string][]offsets.TopicPartitions](16 << 20),
-		waiters:     newWaiters(),
 		seqs:        newSeqGate(time.Second),
 		draining:    make(chan struct{}),
 	}
+	b.watch = newWatchers(b)
+	return b
 }
 
 // Limits returns the broker's limits.

@@ -50,24 +50,28 @@ func (b *Broker) Fetch(ctx context.Context, req FetchRequest) (FetchResult, erro
 func (b *Broker) fetch(ctx context.Context, t offsets.Topic, req FetchRequest) (FetchResult, error) {
 	maxRecords, maxBytes := b.budget(req.MaxRecords, req.MaxBytes)
 	wait := min(max(req.Wait, 0), b.limits.MaxWait)
+	if wait <= 0 {
+		return b.readOnce(ctx, t, req.Partition, req.Offset, maxRecords, maxBytes)
+	}
 	deadline := b.waitDeadline(ctx, wait)
-	key := partKey(t.ID, req.Partition)
-	poll := b.cfg.PollMin
+	wake := make(chan struct{}, 1)
+	// Registered before reading: no append slips between.
+	unwatch := b.watch.add(wake, []watchReq{{topic: t, p: req.Partition, known: req.Offset}})
+	defer unwatch()
 	for {
-		woken := b.waiters.wait(key) // before reading: no append slips between
 		res, err := b.readOnce(ctx, t, req.Partition, req.Offset, maxRecords, maxBytes)
 		if err != nil || len(res.Records) > 0 || res.NextOffset > req.Offset {
 			return res, err
 		}
-		left := deadline.Sub(time.Now())
+		b.watch.known(wake, t.ID, req.Partition, res.LogEnd)
+		left := time.Until(deadline)
 		if left <= 0 {
 			return res, nil
 		}
-		timer := time.NewTimer(min(poll, left))
+		timer := time.NewTimer(left)
 		select {
-		case <-woken:
+		case <-wake:
 		case <-timer.C:
-			poll = min(2*poll, b.cfg.PollMax) // other processes' appends: re-read the head
 		case <-b.draining:
 			timer.Stop()
 			return res, nil
@@ -116,11 +120,16 @@ func (b *Broker) readOnce(ctx context.Context, t offsets.Topic, p int32, off int
 	if err != nil {
 		return FetchResult{}, err
 	}
-	if st[0].Deleted {
+	return b.readFrom(ctx, t, p, st[0], off, maxRecords, maxBytes)
+}
+
+// readFrom reads records of a partition whose state was just read.
+func (b *Broker) readFrom(ctx context.Context, t offsets.Topic, p int32, st offsets.PartitionState, off int64, maxRecords, maxBytes int) (FetchResult, error) {
+	if st.Deleted {
 		b.forgetTopic(t.Name)
 		return FetchResult{}, fmt.Errorf("%w: %s", offsets.ErrUnknownTopic, t.Name)
 	}
-	res := FetchResult{NextOffset: off, LogStart: st[0].LogStart, LogEnd: st[0].LogEnd}
+	res := FetchResult{NextOffset: off, LogStart: st.LogStart, LogEnd: st.LogEnd}
 	if off < res.LogStart || off > res.LogEnd {
 		return res, &OffsetOutOfRangeError{Offset: off, LogStart: res.LogStart, LogEnd: res.LogEnd}
 	}
@@ -306,62 +315,84 @@ func (b *Broker) FetchMany(ctx context.Context, reqs []FetchRequest, maxRecords,
 		out[i].NextOffset = r.Offset
 	}
 	deadline := b.waitDeadline(ctx, min(max(wait, 0), b.limits.MaxWait))
-	poll := b.cfg.PollMin
+	wake := make(chan struct{}, 1)
+	var watched []watchReq
+	for i, r := range reqs {
+		if topics[i].ID != "" {
+			watched = append(watched, watchReq{topic: topics[i], p: r.Partition, known: r.Offset})
+		}
+	}
+	if wait > 0 {
+		unwatch := b.watch.add(wake, watched) // one wake for all: no goroutine per partition
+		defer unwatch()
+	}
+	heads, err := b.headsOf(ctx, reqs, topics)
 	for {
-		var woken []<-chan struct{}
 		recs, bytes, progress := 0, 0, false
 		for i, r := range reqs {
 			if topics[i].ID == "" {
 				progress = true // a per-partition error is an answer
 				continue
 			}
-			woken = append(woken, b.waiters.wait(partKey(topics[i].ID, r.Partition)))
-			res, err := b.readOnce(ctx, topics[i], r.Partition, r.Offset, maxRecords-recs, maxBytes-bytes)
-			out[i] = PartitionFetch{FetchResult: res, Err: err}
-			if err != nil || len(res.Records) > 0 || res.NextOffset > r.Offset {
+			if err != nil {
+				out[i] = PartitionFetch{Err: err}
+				progress = true
+				continue
+			}
+			res, ferr := b.readFrom(ctx, topics[i], r.Partition, heads[i], r.Offset, maxRecords-recs, maxBytes-bytes)
+			out[i] = PartitionFetch{FetchResult: res, Err: ferr}
+			if ferr != nil || len(res.Records) > 0 || res.NextOffset > r.Offset {
 				progress = true
 			}
 			recs += len(res.Records)
 			for _, rec := range res.Records {
 				bytes += rec.Size()
 			}
+			if wait > 0 {
+				b.watch.known(wake, topics[i].ID, r.Partition, res.LogEnd)
+			}
 		}
-		left := deadline.Sub(time.Now())
+		left := time.Until(deadline)
 		if progress || left <= 0 || ctx.Err() != nil {
 			return out
 		}
-		if !b.waitAny(ctx, woken, min(poll, left)) {
-			poll = min(2*poll, b.cfg.PollMax)
+		timer := time.NewTimer(left)
+		select {
+		case <-wake:
+		case <-timer.C:
+		case <-ctx.Done():
+		case <-b.draining:
 		}
+		timer.Stop()
+		if time.Until(deadline) <= 0 || ctx.Err() != nil {
+			return out
+		}
+		heads, err = b.headsOf(ctx, reqs, topics)
 	}
 }
 
-// waitAny waits until one of chans closes (true), d passes, the context
-// ends or the broker drains (false).
-func (b *Broker) waitAny(ctx context.Context, chans []<-chan struct{}, d time.Duration) bool {
-	fired := make(chan struct{}, 1)
-	done := make(chan struct{})
-	defer close(done)
-	for _, ch := range chans {
-		go func() {
-			select {
-			case <-ch:
-				select {
-				case fired <- struct{}{}:
-				default:
-				}
-			case <-done:
-			}
-		}()
+// headsOf reads the partition states of every request with a topic, in
+// one batched call per topic (chunks of 100 keys).
+func (b *Broker) headsOf(ctx context.Context, reqs []FetchRequest, topics []offsets.Topic) ([]offsets.PartitionState, error) {
+	out := make([]offsets.PartitionState, len(reqs))
+	byTopic := map[string][]int{}
+	for i := range reqs {
+		if topics[i].ID != "" {
+			byTopic[topics[i].ID] = append(byTopic[topics[i].ID], i)
+		}
 	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-fired:
-		return true
-	case <-timer.C:
-	case <-ctx.Done():
-	case <-b.draining:
+	for _, idx := range byTopic {
+		parts := make([]int32, len(idx))
+		for j, i := range idx {
+			parts[j] = reqs[i].Partition
+		}
+		states, err := b.store.Partitions(ctx, topics[idx[0]], parts...)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range idx {
+			out[i] = states[j]
+		}
 	}
-	return false
+	return out, nil
 }

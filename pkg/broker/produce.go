@@ -562,7 +562,7 @@ func (b *Broker) appendObjectWith(ctx context.Context, t offsets.Topic, batches 
 		}
 		switch {
 		case r.Err == nil && !r.Duplicate:
-			b.waiters.notify(partKey(t.ID, r.Partition))
+			b.watch.notify(partKey(t.ID, r.Partition))
 		case errors.Is(r.Err, offsets.ErrUnknownTopic):
 			b.forgetTopic(t.Name)
 		}

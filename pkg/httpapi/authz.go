@@ -3,8 +3,10 @@ package httpapi
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/streambed/streambed/pkg/api"
 	"github.com/streambed/streambed/pkg/auth"
@@ -59,6 +61,12 @@ func (s *Server) authorize(rt Route) http.HandlerFunc {
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="streambed"`)
 			s.problem(w, r, api.NewProblem(api.CodeUnauthenticated, err.Error()))
+			return
+		}
+		if d := a.Throttle(id.Principal); d > 0 {
+			p := api.NewProblem(api.CodeThrottled, fmt.Sprintf("principal %s is over its request rate; retry in %s", id.Principal, d.Round(time.Millisecond)))
+			p.RetryAfter = int(math.Ceil(d.Seconds()))
+			s.problem(w, r, p)
 			return
 		}
 		r = r.WithContext(context.WithValue(r.Context(), identityKey{}, id))

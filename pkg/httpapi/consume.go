@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/streambed/streambed/pkg/api"
@@ -220,6 +221,18 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, topic string, p 
 		s.fail(w, r, err, false)
 		return
 	}
+	release, prob := s.streams.acquire(s, r)
+	if prob != nil {
+		s.problem(w, r, prob)
+		return
+	}
+	defer release()
+	// The stream ends when the caller's credential expires or the policy
+	// stops granting it the topic, checked every few seconds (in memory).
+	streamCtx, stop := context.WithCancelCause(r.Context())
+	defer stop(nil)
+	go s.watchGrant(streamCtx, stop, r, topic)
+	r = r.WithContext(streamCtx)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -251,6 +264,13 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, topic string, p 
 		res, err := s.b.Fetch(ctx, broker.FetchRequest{Topic: topic, Partition: p, Offset: off, MaxRecords: min(rp.maxRecords, 500), MaxBytes: rp.maxBytes, Wait: s.opts.PingInterval})
 		cancel()
 		if r.Context().Err() != nil {
+			var revoked *api.Problem
+			if errors.As(context.Cause(r.Context()), &revoked) {
+				revoked.RequestID = requestID(r)
+				pj, _ := json.Marshal(revoked)
+				_, _ = fmt.Fprintf(w, "event: error\ndata: %s\n\n", pj)
+				flusher.Flush()
+			}
 			return
 		}
 		buf = buf[:0]
@@ -376,4 +396,78 @@ func (s *Server) fetch(w http.ResponseWriter, r *http.Request) {
 	body = append(body, "]}\n"...)
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(body)
+}
+
+// grantRecheck is how often an open stream checks its caller's credential
+// and grants again.
+const grantRecheck = 2 * time.Second
+
+// watchGrant ends a stream (stop with a problem as the cause) once its
+// caller's credential has expired or been removed, or the policy no longer
+// lets it consume the topic.
+func (s *Server) watchGrant(ctx context.Context, stop context.CancelCauseFunc, r *http.Request, topic string) {
+	a := s.opts.Auth
+	if a == nil {
+		return
+	}
+	id, _ := r.Context().Value(identityKey{}).(auth.Identity)
+	t := time.NewTicker(grantRecheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		switch {
+		case !a.Valid(id):
+			stop(api.NewProblem(api.CodeUnauthenticated, "the credential expired or was revoked; authenticate again and resume from the last event id"))
+			return
+		case !a.Allowed(id, auth.Consume, auth.Topic, topic):
+			stop(api.NewProblem(api.CodeForbidden, fmt.Sprintf("principal %s may no longer consume topic %s", id.Principal, topic)))
+			return
+		}
+	}
+}
+
+// streamSlots bounds open SSE streams, per server process and, with
+// authentication, per principal (auth.Limits.Streams).
+type streamSlots struct {
+	mu          sync.Mutex
+	total       int
+	byPrincipal map[string]int
+}
+
+func (sl *streamSlots) acquire(s *Server, r *http.Request) (func(), *api.Problem) {
+	who := principal(r)
+	perPrincipal := 0
+	if s.opts.Auth != nil {
+		perPrincipal = s.opts.Auth.LimitsOf(who).Streams
+	}
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	if sl.byPrincipal == nil {
+		sl.byPrincipal = map[string]int{}
+	}
+	var p *api.Problem
+	switch {
+	case s.opts.MaxStreams > 0 && sl.total >= s.opts.MaxStreams:
+		p = api.NewProblem(api.CodeThrottled, fmt.Sprintf("this server already serves %d streams, its limit; retry later or on another server", s.opts.MaxStreams))
+	case perPrincipal > 0 && sl.byPrincipal[who] >= perPrincipal:
+		p = api.NewProblem(api.CodeThrottled, fmt.Sprintf("principal %s already has %d open streams, its limit; close one first", who, perPrincipal))
+	}
+	if p != nil {
+		p.RetryAfter = 5
+		return nil, p
+	}
+	sl.total++
+	sl.byPrincipal[who]++
+	return func() {
+		sl.mu.Lock()
+		sl.total--
+		if sl.byPrincipal[who]--; sl.byPrincipal[who] <= 0 {
+			delete(sl.byPrincipal, who)
+		}
+		sl.mu.Unlock()
+	}, nil
 }

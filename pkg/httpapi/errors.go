@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"syscall"
 
 	"github.com/streambed/streambed/pkg/api"
@@ -130,6 +131,9 @@ func (s *Server) problem(w http.ResponseWriter, r *http.Request, p *api.Problem)
 		s.log.Warn("request failed", "request_id", p.RequestID, "code", p.Code, "detail", p.Detail)
 	}
 	b, _ := json.Marshal(p)
+	if p.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(p.RetryAfter))
+	}
 	w.Header().Set("Content-Type", api.ProblemContentType)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(p.Status)

@@ -65,6 +65,10 @@ type Options struct {
 	// it may have changed anything. Long polls get the longest wait on
 	// top; SSE streams apply it to each read instead of to the stream.
 	RequestTimeout time.Duration
+	// MaxStreams bounds the SSE streams this server keeps open (default
+	// 1000; negative: no limit); each principal has its own bound in the
+	// policy (default 100). Beyond them a stream is refused with 429.
+	MaxStreams int
 	// CORSOrigins may call the API from a browser on another origin (the
 	// console deployed as static files); "*" allows any. Credentials are
 	// bearer tokens, never cookies, so no origin gets ambient authority.
@@ -80,10 +84,11 @@ var errRequestTimeout = errors.New("the request's server-side deadline passed")
 
 // Server is the HTTP API over a Broker.
 type Server struct {
-	b      *broker.Broker
-	log    *slog.Logger
-	opts   Options
-	routes []Route
+	b       *broker.Broker
+	log     *slog.Logger
+	opts    Options
+	routes  []Route
+	streams streamSlots
 }
 
 // Route is one endpoint. Op classifies it for authorization (issue 10):
@@ -111,6 +116,9 @@ func New(b *broker.Broker, opts Options) *Server {
 	}
 	if opts.RequestTimeout == 0 {
 		opts.RequestTimeout = DefaultRequestTimeout
+	}
+	if opts.MaxStreams == 0 {
+		opts.MaxStreams = 1000
 	}
 	s := &Server{b: b, log: opts.Logger, opts: opts}
 	for _, r := range s.buildRoutes() {
