@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -42,6 +45,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	drainTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "how long shutdown waits for requests in flight")
 	requestTimeout := fs.Duration("request-timeout", httpapi.DefaultRequestTimeout, "server-side deadline of a request waiting on storage (504 after it; long polls add their wait)")
 	maxStreams := fs.Int("max-streams", 1000, "SSE streams this server keeps open at most (429 beyond; each principal also has the policy's limit, default 100)")
+	maxInflight := fs.String("max-inflight-bytes", "128MiB", "request body bytes this server holds at once (a request that does not fit waits up to 2 s, then 429)")
+	minBodyRate := fs.String("min-body-rate", "16KiB", "slowest a request body may arrive, per second after 5 s (408 below it)")
+	memLimit := fs.String("memory-limit", "", "soft memory limit of the process (GOMEMLIMIT; default: 4x --max-inflight-bytes + 256 MiB), so memory a burst used is given back")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -54,6 +60,23 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
 		return err
+	}
+	inflightBytes, err := parseBytes(*maxInflight)
+	if err != nil {
+		return fmt.Errorf("--max-inflight-bytes: %w", err)
+	}
+	bodyRate, err := parseBytes(*minBodyRate)
+	if err != nil {
+		return fmt.Errorf("--min-body-rate: %w", err)
+	}
+	if *memLimit != "" || os.Getenv("GOMEMLIMIT") == "" {
+		limit := 4*inflightBytes + 256<<20
+		if *memLimit != "" {
+			if limit, err = parseBytes(*memLimit); err != nil {
+				return fmt.Errorf("--memory-limit: %w", err)
+			}
+		}
+		debug.SetMemoryLimit(int64(min(limit, math.MaxInt64)))
 	}
 	comp, err := segments.ParseCompression(*compression)
 	if err != nil {
@@ -89,21 +112,23 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Info("authentication on", "policy", *authFile, "principals", len(pol.Principals), "tokens", len(pol.Tokens), "jwt", pol.JWT != nil)
 		go watchPolicy(ctx, authz, *authFile, 5*time.Second, log)
 	}
-	opts := httpapi.Options{Auth: authz, Logger: log, Backends: api.Backend{Objects: be.Objects, Metadata: be.Metadata}, Compactor: comp2, CORSOrigins: cors, RequestTimeout: *requestTimeout, MaxStreams: *maxStreams}
+	opts := httpapi.Options{Auth: authz, Logger: log, Backends: api.Backend{Objects: be.Objects, Metadata: be.Metadata}, Compactor: comp2, CORSOrigins: cors, RequestTimeout: *requestTimeout, MaxStreams: *maxStreams,
+		MaxInflightBytes: int64(min(inflightBytes, math.MaxInt64)), MinBodyRate: int64(min(bodyRate, math.MaxInt64))}
 	if !*noUI {
 		opts.Console = console.Handler("/ui/")
 	}
 	srv := httpapi.New(b, opts)
 	stopCompactor := runCompactorTicker(ctx, comp2, *compactEvery, log)
 	defer stopCompactor()
+	go returnMemory(ctx, 30*time.Second)
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(httpapi.ProblemListener(ln)) }()
 	log.Info("streambed listening", "url", "http://"+displayAddr(ln.Addr()), "objects", be.Objects, "metadata", be.Metadata, "data", env.DataDir)
 	fmt.Fprintf(stdout, "streambed %s listening on http://%s\n", version, displayAddr(ln.Addr()))
 	if !*noUI {
@@ -214,5 +239,24 @@ func watchPolicy(ctx context.Context, a *auth.Authorizer, path string, every tim
 			continue
 		}
 		log.Info("policy reloaded", "policy", path, "principals", len(pol.Principals), "tokens", len(pol.Tokens))
+	}
+}
+
+// returnMemory gives memory a burst of requests used back to the system
+// once it sits idle (the runtime would keep it for a while otherwise).
+func returnMemory(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		if ms.HeapIdle-ms.HeapReleased > 64<<20 {
+			debug.FreeOSMemory()
+		}
 	}
 }

@@ -20,6 +20,10 @@ const (
 	CodeTooManyRecords       Code = "too_many_records"
 	CodeNotFound             Code = "not_found"
 	CodeMethodNotAllowed     Code = "method_not_allowed"
+	CodeHeadersTooLarge      Code = "headers_too_large"
+	CodeHTTPVersion          Code = "http_version_not_supported"
+	CodeNotImplemented       Code = "not_implemented"
+	CodeRequestTimeout       Code = "request_timeout"
 	CodeUnknownTopic         Code = "unknown_topic"
 	CodeUnknownPartition     Code = "unknown_partition"
 	CodeTopicExists          Code = "topic_exists"
@@ -76,6 +80,12 @@ var Catalog = map[Code]CodeInfo{
 	CodeTooManyRecords:       {http.StatusRequestEntityTooLarge, false, "Too many records"},
 	CodeNotFound:             {http.StatusNotFound, false, "Not found"},
 	CodeMethodNotAllowed:     {http.StatusMethodNotAllowed, false, "Method not allowed"},
+	CodeHeadersTooLarge:      {http.StatusRequestHeaderFieldsTooLarge, false, "Request headers too large"},
+	CodeHTTPVersion:          {http.StatusHTTPVersionNotSupported, false, "HTTP version not supported"},
+	CodeNotImplemented:       {http.StatusNotImplemented, false, "Not implemented"},
+	// RequestTimeout: the request body arrived too slowly (under the
+	// server's minimum rate) and was cut off. Nothing was written.
+	CodeRequestTimeout:       {http.StatusRequestTimeout, true, "Request body too slow"},
 	CodeUnknownTopic:         {http.StatusNotFound, false, "Unknown topic"},
 	CodeUnknownPartition:     {http.StatusNotFound, false, "Unknown partition"},
 	CodeTopicExists:          {http.StatusConflict, false, "Topic already exists"},

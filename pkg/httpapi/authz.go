@@ -19,7 +19,37 @@ type identityKey struct{}
 // body are checked by the handler (may). Both happen before any lookup, so
 // 401 and 403 answer the same whether or not the resource exists.
 func (s *Server) guard(rt Route) http.HandlerFunc {
-	return s.withDeadline(rt, s.authorize(rt))
+	return s.withDeadline(rt, s.authorize(rt, s.withBodyBudget(rt.Handler)))
+}
+
+// withBodyBudget holds a request's body bytes (its Content-Length, or the
+// body limit when unknown) against the server's in-flight budget while
+// the handler runs: waiting up to 2 s for room, then 429.
+func (s *Server) withBodyBudget(next http.HandlerFunc) http.HandlerFunc {
+	if s.inflight == nil {
+		return next
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+			next(w, r)
+			return
+		}
+		n := int64(s.opts.MaxBodyBytes)
+		if r.ContentLength > 0 && r.ContentLength < n {
+			n = r.ContentLength
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		err := s.inflight.Acquire(ctx, n)
+		cancel()
+		if err != nil {
+			p := api.NewProblem(api.CodeThrottled, "the server is holding as many request bytes as it allows; retry shortly")
+			p.RetryAfter = 1
+			s.problem(w, r, p)
+			return
+		}
+		defer s.inflight.Release(n)
+		next(w, r)
+	}
 }
 
 // longPolls are the routes whose answer may wait for records.
@@ -51,10 +81,10 @@ func (s *Server) withDeadline(rt Route, next http.HandlerFunc) http.HandlerFunc 
 	}
 }
 
-func (s *Server) authorize(rt Route) http.HandlerFunc {
+func (s *Server) authorize(rt Route, next http.HandlerFunc) http.HandlerFunc {
 	a := s.opts.Auth
 	if a == nil || rt.Op == "public" {
-		return rt.Handler
+		return next
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, err := a.Authenticate(r)
@@ -84,7 +114,7 @@ func (s *Server) authorize(rt Route) http.HandlerFunc {
 			s.forbid(w, r, id, op, kind, name)
 			return
 		}
-		rt.Handler(w, r)
+		next(w, r)
 	}
 }
 
