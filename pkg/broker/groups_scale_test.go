@@ -121,7 +121,10 @@ func groupAtScale(t *testing.T, inner offsets.Table, members int, partitions int
 	calls := float64((after.Get+after.Query+after.Write)-(before.Get+before.Query+before.Write)) / float64(members)
 	t.Logf("steady heartbeat: %.2f metadata calls, %.2f items read, %.2f written", calls,
 		float64(after.ItemsRead-before.ItemsRead)/float64(members), float64(after.WriteOps-before.WriteOps)/float64(members))
-	if calls > 3.1 {
-		t.Fatalf("a steady heartbeat makes %.2f metadata calls, want at most 3", calls)
+	// Three per heartbeat (its reads of the meta and its member item, and
+	// its write), plus, amortized over the group, a scan for expired
+	// members at most every 30 s.
+	if calls > 3.5 {
+		t.Fatalf("a steady heartbeat makes %.2f metadata calls, want at most 3 and upkeep", calls)
 	}
 }
