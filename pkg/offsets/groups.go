@@ -461,8 +461,7 @@ func (s *Store) WriteGroup(ctx context.Context, group string, gw GroupWrite) err
 		w.check(metaKey(group), gw.MetaVersion)
 	}
 	for _, m := range gw.PutMembers {
-		ttl := (m.DeadlineMs + 24*3600*1000) / 1000 // kept a day past expiry, for inspection
-		w.putTTL(memberKey(group, m.ID), m.Version, &m, ttl)
+		w.putTTL(memberKey(group, m.ID), m.Version, &m, memberTTL(m))
 	}
 	for _, m := range gw.DeleteMembers {
 		w.del(memberKey(group, m.ID), m.Version)
@@ -575,8 +574,12 @@ func (s *Store) CommitOffsets(ctx context.Context, group, memberID, principal st
 				}
 			}
 			// Decided on the member's item: the commit lands only if it
-			// did not change meanwhile.
-			w.check(memberKey(group, memberID), m.Version)
+			// did not change meanwhile, and it rewrites the item (as read)
+			// so that commits are ordered by its version: a commit whose
+			// answer was lost and that lands late finds the version moved
+			// by any commit after it and is refused, instead of putting
+			// older offsets back.
+			w.putTTL(memberKey(group, memberID), m.Version, &m, memberTTL(m))
 		} else {
 			v, err := s.LoadGroupMeta(ctx, group)
 			if err != nil {
@@ -590,9 +593,10 @@ func (s *Store) CommitOffsets(ctx context.Context, group, memberID, principal st
 				return false, fmt.Errorf("%w: %s has %d live members; commit as a member or wait until it is empty", ErrGroupNotEmpty, group, len(live))
 			}
 			// A join writes the meta: conditioning on it keeps a member
-			// from joining between the check and the commit.
+			// from joining between the check and the commit. Rewriting it
+			// orders commits, as the member's item does above.
 			if v.Exists {
-				w.check(metaKey(group), v.MetaVersion)
+				w.put(metaKey(group), v.MetaVersion, &v.Meta)
 			} else {
 				w.put(metaKey(group), 0, &GroupMeta{Assignor: "uniform", CreatedMs: now})
 				w.put(groupDirKey(group), AnyVersion, &groupDir{Name: group})
@@ -605,6 +609,9 @@ func (s *Store) CommitOffsets(ctx context.Context, group, memberID, principal st
 		return true, s.t.Write(ctx, w.ops...)
 	})
 }
+
+// memberTTL keeps a member's item a day past its expiry, for inspection.
+func memberTTL(m Member) int64 { return (m.DeadlineMs + 24*3600*1000) / 1000 }
 
 // FetchOffsets returns a group's committed offsets, optionally only those
 // of one topic.
