@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"io"
 	"iter"
 	"sync/atomic"
 
@@ -43,6 +44,52 @@ func (b *Bucket) Put(ctx context.Context, key string, body []byte) error {
 		}
 		return err
 	})
+}
+
+// PutStream counts as one Put (its multipart requests are the adapter's
+// business).
+func (b *Bucket) PutStream(ctx context.Context, key string, size int64, body io.Reader) error {
+	b.put.Add(1)
+	return b.in.run(ctx, true, "put "+key, func() error {
+		var n atomic.Int64
+		err := b.next.PutStream(ctx, key, size, &countingBody{r: body, n: &n})
+		if err == nil {
+			b.putBytes.Add(n.Load())
+		}
+		return err
+	})
+}
+
+// Reader counts one Get, and the bytes actually read from the stream.
+func (b *Bucket) Reader(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
+	b.get.Add(1)
+	var out io.ReadCloser
+	err := b.in.run(ctx, false, "get "+key, func() error {
+		var err error
+		out, err = b.next.Reader(ctx, key, off, length)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &countingReader{countingBody{r: out, n: &b.getBytes}, out}, nil
+}
+
+// countingBody counts the bytes read through it into n.
+type countingBody struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+type countingReader struct {
+	countingBody
+	io.Closer
 }
 
 func (b *Bucket) GetRange(ctx context.Context, key string, off, length int64) ([]byte, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"strings"
 	"time"
@@ -17,10 +18,17 @@ import (
 //     unchanged; of concurrent Puts of one key exactly one succeeds. A
 //     successful Put is durable and immediately visible to GetRange, Stat and
 //     List; a failed or interrupted one leaves no partial object.
+//   - PutStream is Put of an object read from body, with the same
+//     guarantees, holding at most a bounded part of it in memory. With size
+//     >= 0 the body must hold exactly size bytes (one that ends early or
+//     runs long stores nothing); with size < 0 the object is whatever body
+//     yields up to io.EOF. A body that fails stores nothing.
 //   - GetRange returns length bytes from off (length < 0: to the end). A
 //     range running past the end is cut short at the end; off at or beyond
 //     the size of a non-empty object is ErrInvalidRange. A missing key is
 //     ErrNotFound.
+//   - Reader streams the same range GetRange reads, with the same rules;
+//     the caller closes it, and may close it before the end.
 //   - Delete is idempotent: deleting a missing key succeeds.
 //   - List yields the objects whose keys start with prefix and sort after
 //     startAfter, in ascending byte order of key, across as many pages as
@@ -33,7 +41,9 @@ import (
 // view (the adapter has already retried what it sensibly can).
 type Bucket interface {
 	Put(ctx context.Context, key string, body []byte) error
+	PutStream(ctx context.Context, key string, size int64, body io.Reader) error
 	GetRange(ctx context.Context, key string, off, length int64) ([]byte, error)
+	Reader(ctx context.Context, key string, off, length int64) (io.ReadCloser, error)
 	Stat(ctx context.Context, key string) (ObjectInfo, error)
 	Delete(ctx context.Context, key string) error
 	List(ctx context.Context, prefix, startAfter string) iter.Seq2[ObjectInfo, error]
@@ -91,4 +101,25 @@ func CheckRange(key string, off, length, size int64) (int64, error) {
 		end = off + length
 	}
 	return end, nil
+}
+
+// ErrBodySize: a PutStream body did not hold the announced size.
+var ErrBodySize = errors.New("stream body does not match its size")
+
+// ReadExactly reads a PutStream body of size bytes (size < 0: up to
+// io.EOF) into memory, for adapters that store objects whole (the
+// in-memory one).
+func ReadExactly(body io.Reader, size int64) ([]byte, error) {
+	if size < 0 {
+		return io.ReadAll(body)
+	}
+	buf := make([]byte, size)
+	if _, err := io.ReadFull(body, buf); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBodySize, err)
+	}
+	var one [1]byte
+	if n, _ := body.Read(one[:]); n > 0 {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrBodySize, size)
+	}
+	return buf, nil
 }

@@ -57,7 +57,9 @@ func NewCodec(opts ...CodecOption) *Codec {
 
 func (c *Codec) zstd() (*zstd.Encoder, *zstd.Decoder, error) {
 	c.zstdOnce.Do(func() {
-		c.zstdEnc, c.zstdErr = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+		// A 1 MiB window: batches are mostly smaller, and the default (8
+		// MiB) costs 16 MiB of history per encoder whatever the input.
+		c.zstdEnc, c.zstdErr = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(zstdWindow))
 		if c.zstdErr != nil {
 			return
 		}
@@ -159,6 +161,9 @@ func snappyBlock(src []byte, limit int) ([]byte, error) {
 // xerialMagic starts the framing that snappy-java (Kafka's Java client) writes:
 // 8 magic bytes, a version and a compatible-version int32, then blocks of
 // int32 length + raw snappy.
+// zstdWindow is the window zstd batches are compressed with.
+const zstdWindow = 1 << 20
+
 var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
 
 func (c *Codec) unxerial(src []byte) ([]byte, error) {

@@ -9,7 +9,7 @@ import (
 	"math"
 )
 
-// Segment object layout, version 1 (docs/format.md has the full table):
+// Segment object layout, version 2 (docs/format.md has the full table):
 //
 //	header   8 bytes   magic "SBSG", version uint16, flags uint16
 //	slices             the batches of each partition, one contiguous run each
@@ -19,15 +19,21 @@ import (
 //
 // All integers are big endian. The trailer is fixed-size so a reader that
 // only knows the object size can find the footer with one ranged read.
+// Version 2 adds each slice's points (its sparse batch index) to the footer
+// entry; version 1 objects are still read, as slices with one point.
 const (
-	ObjectVersion = 1
+	ObjectVersion = 2
 	HeaderSize    = 8
 	TrailerSize   = 24
 	// MaxTopicIDLen bounds topic ids in the footer.
 	MaxTopicIDLen = 255
-	// minEntrySize is a footer entry with an empty topic id.
-	minEntrySize = 2 + 4 + 8*7
+	// minEntrySize is a version 1 footer entry with an empty topic id; a
+	// version 2 entry adds a uint32 point count and the points.
+	minEntrySize = 2 + 4 + 8*8
 )
+
+// readsVersion reports whether this build reads objects of version v.
+func readsVersion(v uint16) bool { return v == 1 || v == 2 }
 
 var objectMagic = [4]byte{'S', 'B', 'S', 'G'}
 
@@ -50,26 +56,55 @@ type SliceInfo struct {
 	LastDelta    int64
 	MinTimestamp int64
 	MaxTimestamp int64
+	// Points is the slice's sparse batch index (nil in version 1 objects;
+	// StartPoints fills in the one they imply).
+	Points []Point `json:",omitempty"`
 }
 
 // Span is the number of offsets the slice covers.
 func (s *SliceInfo) Span() int64 { return s.LastDelta + 1 }
 
-// ObjectWriter assembles a segment object in memory. Objects are built whole
-// before upload because the footer must be complete and S3 conditional puts
-// need the content length.
+// ObjectWriter assembles a segment object in memory (the produce path,
+// whose objects are small); StreamWriter writes large ones as it goes.
 type ObjectWriter struct {
-	buf    []byte
-	slices []SliceInfo
-	open   bool
+	buf      []byte
+	slices   []SliceInfo
+	open     bool
+	interval int64
+	points   pointsBuilder
+}
+
+// WriterOption configures an ObjectWriter or StreamWriter.
+type WriterOption func(*int64)
+
+// WithPointInterval sets how far apart (in bytes) slice points are at most
+// (default DefaultPointInterval).
+func WithPointInterval(n int64) WriterOption {
+	return func(iv *int64) {
+		if n > 0 {
+			*iv = n
+		}
+	}
+}
+
+func pointInterval(opts []WriterOption) int64 {
+	iv := int64(DefaultPointInterval)
+	for _, o := range opts {
+		o(&iv)
+	}
+	return iv
+}
+
+func appendHeader(b []byte) []byte {
+	b = append(b, objectMagic[:]...)
+	b = binary.BigEndian.AppendUint16(b, ObjectVersion)
+	return binary.BigEndian.AppendUint16(b, 0)
 }
 
 // NewObjectWriter starts an object; sizeHint preallocates the buffer.
-func NewObjectWriter(sizeHint int) *ObjectWriter {
-	w := &ObjectWriter{buf: make([]byte, 0, HeaderSize+sizeHint+TrailerSize+64)}
-	w.buf = append(w.buf, objectMagic[:]...)
-	w.buf = binary.BigEndian.AppendUint16(w.buf, ObjectVersion)
-	w.buf = binary.BigEndian.AppendUint16(w.buf, 0)
+func NewObjectWriter(sizeHint int, opts ...WriterOption) *ObjectWriter {
+	w := &ObjectWriter{buf: make([]byte, 0, HeaderSize+sizeHint+TrailerSize+64), interval: pointInterval(opts)}
+	w.buf = appendHeader(w.buf)
 	return w
 }
 
@@ -80,20 +115,27 @@ func (w *ObjectWriter) Buffer() []byte { return w.buf }
 
 // BeginSlice marks the start of a partition slice at the current end.
 func (w *ObjectWriter) BeginSlice(topicID string, partition int32) error {
-	if w.open {
-		return errors.New("segments: slice already open")
-	}
-	if len(topicID) > MaxTopicIDLen {
-		return fmt.Errorf("segments: topic id longer than %d bytes", MaxTopicIDLen)
+	if err := checkBegin(w.open, topicID); err != nil {
+		return err
 	}
 	w.open = true
 	w.slices = append(w.slices, SliceInfo{TopicID: topicID, Partition: partition, Offset: int64(len(w.buf)), BaseOffset: -1})
 	return nil
 }
 
+func checkBegin(open bool, topicID string) error {
+	if open {
+		return errors.New("segments: slice already open")
+	}
+	if len(topicID) > MaxTopicIDLen {
+		return fmt.Errorf("segments: topic id longer than %d bytes", MaxTopicIDLen)
+	}
+	return nil
+}
+
 // EndSlice closes the open slice. buf is the buffer from Buffer with the
 // slice's batches appended; info supplies the counts and timestamps (its
-// TopicID, Partition, Offset and Length are set here).
+// TopicID, Partition, Offset, Length and Points are set here).
 func (w *ObjectWriter) EndSlice(buf []byte, info SliceInfo) error {
 	if !w.open {
 		return errors.New("segments: no open slice")
@@ -104,6 +146,11 @@ func (w *ObjectWriter) EndSlice(buf []byte, info SliceInfo) error {
 	}
 	info.TopicID, info.Partition, info.Offset = cur.TopicID, cur.Partition, cur.Offset
 	info.Length = int64(len(buf)) - cur.Offset
+	points, err := slicePoints(buf[cur.Offset:], w.interval, &w.points)
+	if err != nil {
+		return err
+	}
+	info.Points = points
 	*cur = info
 	w.buf = buf
 	w.open = false
@@ -126,16 +173,22 @@ func (w *ObjectWriter) Finish() ([]byte, []SliceInfo, error) {
 	if w.open {
 		return nil, nil, errors.New("segments: slice still open")
 	}
-	footerAt := len(w.buf)
-	w.buf = appendFooter(w.buf, w.slices)
-	footer := w.buf[footerAt:]
-	w.buf = binary.BigEndian.AppendUint64(w.buf, uint64(footerAt))
-	w.buf = binary.BigEndian.AppendUint32(w.buf, uint32(len(footer)))
-	w.buf = binary.BigEndian.AppendUint32(w.buf, crc32.Checksum(footer, castagnoli))
-	w.buf = binary.BigEndian.AppendUint16(w.buf, ObjectVersion)
-	w.buf = binary.BigEndian.AppendUint16(w.buf, 0)
-	w.buf = append(w.buf, objectMagic[:]...)
+	w.buf = appendTail(w.buf, len(w.buf), w.slices)
 	return w.buf, w.slices, nil
+}
+
+// appendTail appends the footer and trailer of an object whose footer
+// starts at byte footerAt (where b ends: b may hold just the tail).
+func appendTail(b []byte, footerAt int, slices []SliceInfo) []byte {
+	start := len(b)
+	b = appendFooter(b, slices)
+	footer := b[start:]
+	b = binary.BigEndian.AppendUint64(b, uint64(footerAt))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(footer)))
+	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(footer, castagnoli))
+	b = binary.BigEndian.AppendUint16(b, ObjectVersion)
+	b = binary.BigEndian.AppendUint16(b, 0)
+	return append(b, objectMagic[:]...)
 }
 
 func appendFooter(b []byte, slices []SliceInfo) []byte {
@@ -144,10 +197,15 @@ func appendFooter(b []byte, slices []SliceInfo) []byte {
 		b = binary.BigEndian.AppendUint16(b, uint16(len(s.TopicID)))
 		b = append(b, s.TopicID...)
 		b = binary.BigEndian.AppendUint32(b, uint32(s.Partition))
-		for _, v := range [...]int64{s.Offset, s.Length, s.BaseOffset, s.Records, s.FirstDelta, s.LastDelta, s.MinTimestamp} {
+		for _, v := range [...]int64{s.Offset, s.Length, s.BaseOffset, s.Records, s.FirstDelta, s.LastDelta, s.MinTimestamp, s.MaxTimestamp} {
 			b = binary.BigEndian.AppendUint64(b, uint64(v))
 		}
-		b = binary.BigEndian.AppendUint64(b, uint64(s.MaxTimestamp))
+		b = binary.BigEndian.AppendUint32(b, uint32(len(s.Points)))
+		for _, p := range s.Points {
+			b = binary.BigEndian.AppendUint64(b, uint64(p.Delta))
+			b = binary.BigEndian.AppendUint64(b, uint64(p.Pos))
+			b = binary.BigEndian.AppendUint64(b, uint64(p.MaxTs))
+		}
 	}
 	return b
 }
@@ -176,8 +234,8 @@ func ParseTrailer(tail []byte, objectSize int64) (Trailer, error) {
 		FooterCRC:    binary.BigEndian.Uint32(tail[12:]),
 		Version:      binary.BigEndian.Uint16(tail[16:]),
 	}
-	if t.Version != ObjectVersion {
-		return Trailer{}, formatErr(ErrUnsupportedVersion, at+16, "object version %d, this build reads %d", t.Version, ObjectVersion)
+	if !readsVersion(t.Version) {
+		return Trailer{}, formatErr(ErrUnsupportedVersion, at+16, "object version %d, this build reads 1 and 2", t.Version)
 	}
 	if t.FooterOffset < HeaderSize || t.FooterOffset > at || t.FooterLength != at-t.FooterOffset || t.FooterLength < 4 {
 		return Trailer{}, formatErr(ErrMalformed, at, "footer at %d+%d does not end at the trailer (byte %d)", t.FooterOffset, t.FooterLength, at)
@@ -199,7 +257,11 @@ func ParseFooter(footer []byte, t Trailer) ([]SliceInfo, error) {
 		return nil, formatErr(ErrTruncated, base+int64(len(footer)), "footer count needs 4 bytes")
 	}
 	n := binary.BigEndian.Uint32(footer)
-	if uint64(n)*minEntrySize > uint64(len(footer)-4) {
+	entrySize := minEntrySize
+	if t.Version >= 2 {
+		entrySize += 4
+	}
+	if uint64(n)*uint64(entrySize) > uint64(len(footer)-4) {
 		return nil, formatErr(ErrMalformed, base, "footer claims %d slices in %d bytes", n, len(footer))
 	}
 	slices := make([]SliceInfo, 0, n)
@@ -211,8 +273,8 @@ func ParseFooter(footer []byte, t Trailer) ([]SliceInfo, error) {
 		}
 		idLen := int(binary.BigEndian.Uint16(footer[p:]))
 		p += 2
-		if len(footer)-p < idLen+minEntrySize-2 {
-			return nil, formatErr(ErrTruncated, base+int64(len(footer)), "footer entry %d needs %d bytes, have %d", i, idLen+minEntrySize-2, len(footer)-p)
+		if len(footer)-p < idLen+entrySize-2 {
+			return nil, formatErr(ErrTruncated, base+int64(len(footer)), "footer entry %d needs %d bytes, have %d", i, idLen+entrySize-2, len(footer)-p)
 		}
 		s := SliceInfo{TopicID: string(footer[p : p+idLen])}
 		p += idLen
@@ -228,6 +290,25 @@ func ParseFooter(footer []byte, t Trailer) ([]SliceInfo, error) {
 		}
 		if s.Records < 0 || s.LastDelta < -1 || s.Records > s.LastDelta+1 || s.LastDelta == math.MaxInt64 {
 			return nil, formatErr(ErrMalformed, end(), "slice %d holds %d records over last delta %d", i, s.Records, s.LastDelta)
+		}
+		if t.Version >= 2 {
+			np := binary.BigEndian.Uint32(footer[p:])
+			p += 4
+			if uint64(np)*pointSize > uint64(len(footer)-p) {
+				return nil, formatErr(ErrTruncated, base+int64(len(footer)), "slice %d claims %d points in %d bytes", i, np, len(footer)-p)
+			}
+			s.Points = make([]Point, np)
+			for j := range s.Points {
+				s.Points[j] = Point{
+					Delta: int64(binary.BigEndian.Uint64(footer[p:])),
+					Pos:   int64(binary.BigEndian.Uint64(footer[p+8:])),
+					MaxTs: int64(binary.BigEndian.Uint64(footer[p+16:])),
+				}
+				p += pointSize
+			}
+			if !checkPoints(s.Points, s.Length, s.Span()) {
+				return nil, formatErr(ErrMalformed, end(), "slice %d has points that are not ascending batch starts inside it", i)
+			}
 		}
 		slices = append(slices, s)
 	}
@@ -247,13 +328,17 @@ func ParseObject(obj []byte) ([]SliceInfo, error) {
 	if [4]byte(obj[:4]) != objectMagic {
 		return nil, formatErr(ErrBadMagic, 0, "object magic %q, want %q", obj[:4], objectMagic[:])
 	}
-	if v := binary.BigEndian.Uint16(obj[4:]); v != ObjectVersion {
-		return nil, formatErr(ErrUnsupportedVersion, 4, "object version %d, this build reads %d", v, ObjectVersion)
+	v := binary.BigEndian.Uint16(obj[4:])
+	if !readsVersion(v) {
+		return nil, formatErr(ErrUnsupportedVersion, 4, "object version %d, this build reads 1 and 2", v)
 	}
 	size := int64(len(obj))
 	t, err := ParseTrailer(obj[size-TrailerSize:], size)
 	if err != nil {
 		return nil, err
+	}
+	if t.Version != v {
+		return nil, formatErr(ErrMalformed, size-8, "trailer says version %d, header %d", t.Version, v)
 	}
 	return ParseFooter(obj[t.FooterOffset:t.FooterOffset+t.FooterLength], t)
 }

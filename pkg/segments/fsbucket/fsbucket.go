@@ -11,12 +11,14 @@
 package fsbucket
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"iter"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -125,6 +127,10 @@ func (b *Bucket) path(key string) (string, error) {
 }
 
 func (b *Bucket) Put(ctx context.Context, key string, body []byte) error {
+	return b.PutStream(ctx, key, int64(len(body)), bytes.NewReader(body))
+}
+
+func (b *Bucket) PutStream(ctx context.Context, key string, size int64, body io.Reader) error {
 	p, err := b.path(key)
 	if err != nil {
 		return err
@@ -132,7 +138,7 @@ func (b *Bucket) Put(ctx context.Context, key string, body []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := b.checkSpace(key, len(body)); err != nil {
+	if err := b.checkSpace(key, int(min(max(size, 0), math.MaxInt))); err != nil {
 		return err
 	}
 	tmp, err := os.CreateTemp(filepath.Join(b.root, tmpDir), "put-*")
@@ -140,9 +146,29 @@ func (b *Bucket) Put(ctx context.Context, key string, body []byte) error {
 		return b.fail(key, err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(body); err != nil {
+	var src io.Reader = &ctxReader{ctx, body}
+	if size >= 0 {
+		src = io.LimitReader(src, size+1)
+	}
+	var dst io.Writer = tmp
+	if size < 0 && b.reserve > 0 {
+		// The size is not known up front: keep checking as it grows.
+		dst = &spaceWriter{w: tmp, check: func() error { return b.checkSpace(key, 0) }}
+	}
+	n, err := io.Copy(dst, src)
+	if err != nil {
 		tmp.Close()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, errBody) {
+			return fmt.Errorf("%w: %v", segments.ErrBodySize, err)
+		}
 		return b.fail(key, err)
+	}
+	if size >= 0 && n != size {
+		tmp.Close()
+		return fmt.Errorf("%w: %s: %d bytes, announced %d", segments.ErrBodySize, key, n, size)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
@@ -228,6 +254,67 @@ func (b *Bucket) open(key string) (*os.File, fs.FileInfo, error) {
 	}
 	return f, fi, nil
 }
+
+// spaceWriter runs check every spaceCheckEvery bytes written.
+type spaceWriter struct {
+	w     io.Writer
+	check func() error
+	since int
+}
+
+const spaceCheckEvery = 8 << 20
+
+func (s *spaceWriter) Write(p []byte) (int, error) {
+	if s.since += len(p); s.since >= spaceCheckEvery {
+		s.since = 0
+		if err := s.check(); err != nil {
+			return 0, err
+		}
+	}
+	return s.w.Write(p)
+}
+
+// ctxReader reads body until ctx ends; body errors are marked errBody.
+type ctxReader struct {
+	ctx  context.Context
+	body io.Reader
+}
+
+var errBody = errors.New("reading the body")
+
+func (r *ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := r.body.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("%w: %w", errBody, err)
+	}
+	return n, err
+}
+
+func (b *Bucket) Reader(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, fi, err := b.open(key)
+	if err != nil {
+		return nil, err
+	}
+	end, err := segments.CheckRange(key, off, length, fi.Size())
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &sectionReader{SectionReader: io.NewSectionReader(f, off, end-off), f: f}, nil
+}
+
+type sectionReader struct {
+	*io.SectionReader
+	f *os.File
+}
+
+func (s *sectionReader) Close() error { return s.f.Close() }
 
 func (b *Bucket) GetRange(ctx context.Context, key string, off, length int64) ([]byte, error) {
 	if err := ctx.Err(); err != nil {

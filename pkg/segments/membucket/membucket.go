@@ -5,8 +5,10 @@
 package membucket
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"iter"
 	"slices"
 	"strings"
@@ -59,6 +61,25 @@ func (b *Bucket) Put(ctx context.Context, key string, body []byte) error {
 	}
 	b.objects[key] = object{data: slices.Clone(body), modified: b.now()}
 	return nil
+}
+
+func (b *Bucket) PutStream(ctx context.Context, key string, size int64, body io.Reader) error {
+	if err := segments.ValidateKey(key); err != nil {
+		return err
+	}
+	data, err := segments.ReadExactly(body, size)
+	if err != nil {
+		return err
+	}
+	return b.Put(ctx, key, data)
+}
+
+func (b *Bucket) Reader(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
+	data, err := b.GetRange(ctx, key, off, length)
+	if err != nil {
+		return nil, err
+	}
+	return io.NopCloser(bytes.NewReader(data)), nil
 }
 
 func (b *Bucket) GetRange(ctx context.Context, key string, off, length int64) ([]byte, error) {

@@ -16,10 +16,12 @@ import (
 	"io"
 	"iter"
 	"net/http"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/streambed/streambed/internal/awsconf"
@@ -33,7 +35,15 @@ type API interface {
 	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
 	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
 	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+	CreateMultipartUpload(context.Context, *s3.CreateMultipartUploadInput, ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error)
+	UploadPart(context.Context, *s3.UploadPartInput, ...func(*s3.Options)) (*s3.UploadPartOutput, error)
+	CompleteMultipartUpload(context.Context, *s3.CompleteMultipartUploadInput, ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
+	AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput, ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
 }
+
+// PartSize is the part size of multipart uploads, and so the most of a
+// streamed object held in memory at once.
+const PartSize = 8 << 20
 
 // Config selects the endpoint and retry behaviour of a client.
 type Config struct {
@@ -111,7 +121,73 @@ func (b *Bucket) Put(ctx context.Context, key string, body []byte) error {
 	return b.mapErr("put", key, err)
 }
 
-func (b *Bucket) GetRange(ctx context.Context, key string, off, length int64) ([]byte, error) {
+// PutStream uploads small objects with one conditional PutObject and
+// larger ones in PartSize parts, read one at a time, completed with
+// If-None-Match: * (create-only); a failed upload is aborted.
+func (b *Bucket) PutStream(ctx context.Context, key string, size int64, body io.Reader) error {
+	if err := segments.ValidateKey(key); err != nil {
+		return err
+	}
+	buf := make([]byte, min(max(size, 0)+1, PartSize))
+	if size < 0 {
+		buf = make([]byte, PartSize)
+	}
+	// The first part decides: an object that fits in it is one PutObject.
+	n, err := io.ReadFull(body, buf)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		if size >= 0 && int64(n) != size {
+			return fmt.Errorf("%w: %s: %d bytes, announced %d", segments.ErrBodySize, key, n, size)
+		}
+		return b.Put(ctx, key, buf[:n])
+	case err != nil:
+		return fmt.Errorf("%w: %s: %v", segments.ErrBodySize, key, err)
+	case size >= 0 && size < int64(len(buf)):
+		return fmt.Errorf("%w: %s: more than %d bytes", segments.ErrBodySize, key, size)
+	}
+	up, err := b.api.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &b.bucket, Key: &key, ContentType: aws.String("application/vnd.streambed.segment")})
+	if err != nil {
+		return b.mapErr("put", key, err)
+	}
+	abort := func(cause error) error {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_, _ = b.api.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &b.bucket, Key: &key, UploadId: up.UploadId})
+		return cause
+	}
+	var parts []types.CompletedPart
+	sent := int64(0)
+	for part := int32(1); n > 0; part++ {
+		chunk := buf[:n]
+		out, err := b.api.UploadPart(ctx, &s3.UploadPartInput{Bucket: &b.bucket, Key: &key, UploadId: up.UploadId, PartNumber: aws.Int32(part),
+			Body: bytes.NewReader(chunk), ContentLength: aws.Int64(int64(len(chunk)))})
+		if err != nil {
+			return abort(b.mapErr("put", key, err))
+		}
+		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(part)})
+		sent += int64(len(chunk))
+		n, err = io.ReadFull(body, buf)
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+			return abort(fmt.Errorf("%w: %s: %v", segments.ErrBodySize, key, err))
+		}
+		if size >= 0 && sent+int64(n) > size {
+			return abort(fmt.Errorf("%w: %s: more than %d bytes", segments.ErrBodySize, key, size))
+		}
+	}
+	if size >= 0 && sent != size {
+		return abort(fmt.Errorf("%w: %s: %d bytes, announced %d", segments.ErrBodySize, key, sent, size))
+	}
+	_, err = b.api.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &b.bucket, Key: &key, UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}, IfNoneMatch: aws.String("*")})
+	if err != nil {
+		return abort(b.mapErr("put", key, err))
+	}
+	return nil
+}
+
+// open starts a ranged GET. A nil output with no error is an empty
+// object (which S3 cannot range).
+func (b *Bucket) open(ctx context.Context, key string, off, length int64) (*s3.GetObjectOutput, error) {
 	if err := segments.ValidateKey(key); err != nil {
 		return nil, err
 	}
@@ -133,10 +209,33 @@ func (b *Bucket) GetRange(ctx context.Context, key string, off, length int64) ([
 		if errors.Is(err, segments.ErrInvalidRange) && off == 0 {
 			// A bounded range on an empty object: S3 says 416, the port says empty.
 			if info, serr := b.Stat(ctx, key); serr == nil && info.Size == 0 {
-				return []byte{}, nil
+				return nil, nil
 			}
 		}
 		return nil, err
+	}
+	return out, nil
+}
+
+// Reader streams a range of an object (its GET response body).
+func (b *Bucket) Reader(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
+	out, err := b.open(ctx, key, off, length)
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		return io.NopCloser(bytes.NewReader(nil)), nil
+	}
+	return out.Body, nil
+}
+
+func (b *Bucket) GetRange(ctx context.Context, key string, off, length int64) ([]byte, error) {
+	out, err := b.open(ctx, key, off, length)
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		return []byte{}, nil
 	}
 	defer out.Body.Close()
 	var buf []byte

@@ -9,7 +9,9 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -39,6 +41,8 @@ func Run(t *testing.T, newBucket Factory) {
 		{"InvalidKeys", testInvalidKeys},
 		{"CanceledContext", testCanceled},
 		{"SegmentRoundTrip", testSegmentRoundTrip},
+		{"StreamedReads", testStreamedReads},
+		{"StreamedPuts", testStreamedPuts},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -362,3 +366,116 @@ func testSegmentRoundTrip(t *testing.T, b segments.Bucket) {
 		t.Fatalf("decoded slice = %d records, first offset %d", len(recs), recs[0].Offset)
 	}
 }
+
+// testStreamedReads: Reader streams exactly the ranges GetRange reads,
+// refuses the same ranges, and may be closed early.
+func testStreamedReads(t *testing.T, b segments.Bucket) {
+	body := randomBytes(3<<20 + 17)
+	mustPut(t, b, "s/obj", body)
+	read := func(off, n int64) ([]byte, error) {
+		r, err := b.Reader(ctx(t), "s/obj", off, n)
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		return io.ReadAll(r)
+	}
+	for _, c := range [][2]int64{{0, -1}, {0, 1}, {5, 100}, {1 << 20, 1 << 20}, {3<<20 + 16, -1}, {3<<20 + 16, 10}, {100, 1 << 30}} {
+		got, err := read(c[0], c[1])
+		if err != nil {
+			t.Fatalf("Reader(%d, %d): %v", c[0], c[1], err)
+		}
+		if want := mustGet(t, b, "s/obj", c[0], c[1]); !bytes.Equal(got, want) {
+			t.Fatalf("Reader(%d, %d) streamed %d bytes, GetRange reads %d", c[0], c[1], len(got), len(want))
+		}
+	}
+	for _, c := range [][2]int64{{int64(len(body)), 1}, {-1, 5}} {
+		if _, err := read(c[0], c[1]); !errors.Is(err, segments.ErrInvalidRange) {
+			t.Errorf("Reader(%d, %d) = %v, want ErrInvalidRange", c[0], c[1], err)
+		}
+	}
+	if _, err := b.Reader(ctx(t), "s/missing", 0, -1); !errors.Is(err, segments.ErrNotFound) {
+		t.Errorf("Reader of a missing key = %v, want ErrNotFound", err)
+	}
+	// Closing early is fine and frees the stream.
+	r, err := b.Reader(ctx(t), "s/obj", 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 10)
+	if _, err := io.ReadFull(r, head); err != nil || !bytes.Equal(head, body[:10]) {
+		t.Fatalf("first bytes: %v", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatalf("early Close: %v", err)
+	}
+}
+
+// testStreamedPuts: PutStream stores exactly size bytes create-only, in
+// one piece or (for large objects) in parts, of a known or unknown size;
+// a body that is too short, too long or fails stores nothing.
+func testStreamedPuts(t *testing.T, b segments.Bucket) {
+	for _, size := range []int{0, 1000, 9<<20 + 123} {
+		body := randomBytes(size)
+		key := fmt.Sprintf("stream/%d", size)
+		if err := b.PutStream(ctx(t), key, int64(size), bytes.NewReader(body)); err != nil {
+			t.Fatalf("PutStream of %d bytes: %v", size, err)
+		}
+		if got := mustGet(t, b, key, 0, -1); !bytes.Equal(got, body) {
+			t.Fatalf("PutStream of %d bytes read back %d different bytes", size, len(got))
+		}
+		if err := b.PutStream(ctx(t), key, int64(size), bytes.NewReader(body)); !errors.Is(err, segments.ErrAlreadyExists) {
+			t.Fatalf("second PutStream of %d bytes = %v, want ErrAlreadyExists", size, err)
+		}
+		// Of unknown size, read in small pieces (as from a pipe).
+		key += "-unsized"
+		if err := b.PutStream(ctx(t), key, -1, &trickle{data: body}); err != nil {
+			t.Fatalf("PutStream of %d bytes of unknown size: %v", size, err)
+		}
+		if got := mustGet(t, b, key, 0, -1); !bytes.Equal(got, body) {
+			t.Fatalf("PutStream of %d bytes of unknown size read back %d different bytes", size, len(got))
+		}
+		if err := b.PutStream(ctx(t), key, -1, bytes.NewReader(body)); !errors.Is(err, segments.ErrAlreadyExists) {
+			t.Fatalf("second PutStream of %d bytes of unknown size = %v, want ErrAlreadyExists", size, err)
+		}
+	}
+	for _, n := range []int{10, 9 << 20} {
+		key := fmt.Sprintf("stream/failing-%d", n)
+		failing := io.MultiReader(bytes.NewReader(randomBytes(n)), iotestErr{})
+		if err := b.PutStream(ctx(t), key, -1, failing); err == nil {
+			t.Errorf("a body failing after %d bytes was stored", n)
+		}
+		if _, err := b.Stat(ctx(t), key); !errors.Is(err, segments.ErrNotFound) {
+			t.Errorf("a body failing after %d bytes left an object: %v", n, err)
+		}
+	}
+	for _, c := range []struct {
+		name       string
+		size, body int
+	}{{"short", 1000, 999}, {"long", 1000, 1001}, {"short large", 9 << 20, 8<<20 + 1}, {"long large", 9 << 20, 9<<20 + 1}} {
+		key := "stream/bad-" + strings.ReplaceAll(c.name, " ", "-")
+		err := b.PutStream(ctx(t), key, int64(c.size), bytes.NewReader(randomBytes(c.body)))
+		if !errors.Is(err, segments.ErrBodySize) {
+			t.Errorf("%s body: %v, want ErrBodySize", c.name, err)
+		}
+		if _, err := b.Stat(ctx(t), key); !errors.Is(err, segments.ErrNotFound) {
+			t.Errorf("%s body left an object: %v", c.name, err)
+		}
+	}
+}
+
+// trickle reads its data a few KiB at a time.
+type trickle struct{ data []byte }
+
+func (t *trickle) Read(p []byte) (int, error) {
+	if len(t.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), 3000)], t.data)
+	t.data = t.data[n:]
+	return n, nil
+}
+
+type iotestErr struct{}
+
+func (iotestErr) Read([]byte) (int, error) { return 0, errors.New("the writer failed") }
