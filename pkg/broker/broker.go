@@ -53,8 +53,9 @@ type Config struct {
 	Compression *segments.Compression
 	// TopicCacheTTL bounds how stale cached topic metadata may be (5 s).
 	TopicCacheTTL time.Duration
-	// SliceCacheBytes bounds the decoded-slice cache (64 MiB).
-	SliceCacheBytes int64
+	// BatchCacheBytes bounds the cache of stored batches, raw and decoded
+	// (64 MiB).
+	BatchCacheBytes int64
 	// PollMin/PollMax bound the interval at which the heads of partitions
 	// long polls wait on are read again, to see appends made by other
 	// processes.
@@ -83,7 +84,7 @@ type Broker struct {
 	topicsMu sync.Mutex
 	topics   map[string]cachedTopic
 
-	slices *lru[[]segments.Record]
+	batches *lru[*cachedBatch]
 	// assignments caches groups' target assignments (immutable, by tag).
 	assignments *lru[map[string][]offsets.TopicPartitions]
 	index       indexCache
@@ -111,8 +112,8 @@ func New(store *offsets.Store, bucket segments.Bucket, cfg Config) *Broker {
 	if cfg.TopicCacheTTL == 0 {
 		cfg.TopicCacheTTL = 5 * time.Second
 	}
-	if cfg.SliceCacheBytes == 0 {
-		cfg.SliceCacheBytes = 64 << 20
+	if cfg.BatchCacheBytes == 0 {
+		cfg.BatchCacheBytes = 64 << 20
 	}
 	if cfg.PollMin == 0 {
 		cfg.PollMin = 50 * time.Millisecond
@@ -130,7 +131,7 @@ func New(store *offsets.Store, bucket segments.Bucket, cfg Config) *Broker {
 		store: store, bucket: bucket, codec: segments.NewCodec(), limits: cfg.Limits, comp: comp,
 		now: cfg.Now, log: cfg.Logger, cfg: cfg,
 		topics:      map[string]cachedTopic{},
-		slices:      newLRU[[]segments.Record](cfg.SliceCacheBytes),
+		batches:     newLRU[*cachedBatch](cfg.BatchCacheBytes),
 		assignments: newLRU[map[string][]offsets.TopicPartitions](16 << 20),
 		seqs:        newSeqGate(time.Second),
 		draining:    make(chan struct{}),

@@ -57,6 +57,18 @@ func (c *lru[V]) add(key string, val V, size int64) {
 	}
 }
 
+// put adds or replaces key's value.
+func (c *lru[V]) put(key string, val V, size int64) {
+	c.mu.Lock()
+	if e, ok := c.items[key]; ok {
+		c.size -= e.Value.(*lruEntry[V]).size
+		c.ll.Remove(e)
+		delete(c.items, key)
+	}
+	c.mu.Unlock()
+	c.add(key, val, size)
+}
+
 func (c *lru[V]) bytes() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()

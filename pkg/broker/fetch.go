@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -146,28 +145,38 @@ func (b *Broker) readFrom(ctx context.Context, t offsets.Topic, p int32, st offs
 			return res, fmt.Errorf("%w: no index entry holds offset %d of %s/%d (log end %d)", offsets.ErrUnavailable, res.NextOffset, t.Name, p, res.LogEnd)
 		}
 		for _, e := range entries {
-			recs, err := b.slice(ctx, e)
+			full := false
+			perRecord := e.Length/max(e.Records, 1) + 1
+			err := b.readEntry(ctx, entryRead{
+				e: e, from: res.NextOffset, point: -1,
+				need: func() int64 {
+					return min(int64(maxBytes-bytes), int64(maxRecords-len(res.Records))*perRecord)
+				},
+				visit: func(recs []segments.Record) bool {
+					for _, r := range recs {
+						if r.Offset < res.NextOffset {
+							continue
+						}
+						if len(res.Records) >= maxRecords || (len(res.Records) > 0 && bytes+r.Size() > maxBytes) {
+							full = true
+							return false
+						}
+						res.Records = append(res.Records, r)
+						bytes += r.Size()
+						res.NextOffset = r.Offset + 1
+					}
+					full = len(res.Records) >= maxRecords || bytes >= maxBytes
+					return !full
+				},
+			})
 			if err != nil {
 				return res, err
 			}
-			full := true
-			for _, r := range recs {
-				if r.Offset < res.NextOffset {
-					continue
-				}
-				if len(res.Records) >= maxRecords || (len(res.Records) > 0 && bytes+r.Size() > maxBytes) {
-					full = false
-					break
-				}
-				res.Records = append(res.Records, r)
-				bytes += r.Size()
-				res.NextOffset = r.Offset + 1
-			}
-			if !full {
+			if full {
 				return res, nil
 			}
 			res.NextOffset = max(res.NextOffset, e.Last+1) // past compacted gaps
-			if len(res.Records) >= maxRecords || bytes >= maxBytes || res.NextOffset >= res.LogEnd {
+			if res.NextOffset >= res.LogEnd {
 				return res, nil
 			}
 		}
@@ -187,35 +196,6 @@ func (b *Broker) entries(ctx context.Context, topicID string, p int32, off int64
 	}
 	b.index.store(key, entries, time.Now())
 	return entries, nil
-}
-
-// slice returns the decoded records of an index entry, from the cache or
-// with one ranged read of just that slice.
-func (b *Broker) slice(ctx context.Context, e offsets.IndexEntry) ([]segments.Record, error) {
-	key := e.Object + "@" + strconv.FormatInt(e.Offset, 10) + "+" + strconv.FormatInt(e.Length, 10) + "#" + strconv.FormatInt(e.Base, 10)
-	if recs, ok := b.slices.get(key); ok {
-		return recs, nil
-	}
-	data, err := b.bucket.GetRange(ctx, e.Object, e.Offset, e.Length)
-	if err != nil {
-		return nil, fmt.Errorf("%w: read %s: %v", ErrObjectStore, e.Object, err)
-	}
-	if int64(len(data)) != e.Length {
-		return nil, fmt.Errorf("%w: %s: slice at %d+%d is %d bytes", ErrCorrupt, e.Object, e.Offset, e.Length, len(data))
-	}
-	recs, err := b.codec.DecodeSlice(data, e.Base, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s at %d: %v", ErrCorrupt, e.Object, e.Offset, err)
-	}
-	if int64(len(recs)) != e.Records || (len(recs) > 0 && recs[len(recs)-1].Offset > e.Last) {
-		return nil, fmt.Errorf("%w: %s at %d: index says %d records in [%d,%d], the slice holds %d", ErrCorrupt, e.Object, e.Offset, e.Records, e.Base, e.Last, len(recs))
-	}
-	size := int64(0)
-	for i := range recs {
-		size += int64(recs[i].Size())
-	}
-	b.slices.add(key, recs, size)
-	return recs, nil
 }
 
 // ErrCorrupt: stored data does not match the index. Never expected; it
@@ -239,14 +219,27 @@ func (b *Broker) OffsetForTimestamp(ctx context.Context, topic string, p int32, 
 		if err != nil || !ok {
 			return st.LogEnd, 0, false, st, err
 		}
-		recs, err := b.slice(ctx, e)
-		if err != nil {
-			return 0, 0, false, st, err
+		// Start at the first stretch that may hold the timestamp.
+		pts := e.StartPoints()
+		k := pointAt(pts, from-e.Base)
+		for k+1 < len(pts) && pts[k].MaxTs < ts {
+			k++
 		}
-		for _, r := range recs {
-			if r.Offset >= from && r.Timestamp >= ts {
-				return r.Offset, r.Timestamp, true, st, nil
-			}
+		err = b.readEntry(ctx, entryRead{
+			e: e, from: e.Base + pts[k].Delta, point: k,
+			need: func() int64 { return regionEnd(e, pts, k) - pts[k].Pos },
+			visit: func(recs []segments.Record) bool {
+				for _, r := range recs {
+					if r.Offset >= from && r.Timestamp >= ts {
+						off, recTs, found = r.Offset, r.Timestamp, true
+						return false
+					}
+				}
+				return true
+			},
+		})
+		if err != nil || found {
+			return off, recTs, found, st, err
 		}
 		// Only records below the log start qualified: look further on.
 		from = e.Last + 1
@@ -292,6 +285,24 @@ func (c *indexCache) store(key string, entries []offsets.IndexEntry, now time.Ti
 		clear(c.m) // bounded; a miss costs one query
 	}
 	c.m[key] = cachedIndex{entries: entries, fetched: now}
+}
+
+// extend appends an entry just committed to a partition's cached entries
+// when it follows them directly (otherwise the next read queries).
+func (c *indexCache) extend(key string, e offsets.IndexEntry, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ci, ok := c.m[key]
+	if !ok || now.Sub(ci.fetched) > indexTTL || ci.entries[len(ci.entries)-1].Last+1 != e.Base {
+		return
+	}
+	// A new array: readers may hold the old one.
+	entries := make([]offsets.IndexEntry, 0, len(ci.entries)+1)
+	entries = append(append(entries, ci.entries...), e)
+	if len(entries) > 64 {
+		entries = entries[len(entries)-64:]
+	}
+	c.m[key] = cachedIndex{entries: entries, fetched: ci.fetched}
 }
 
 // PartitionFetch is one partition's outcome in FetchMany.

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -524,12 +525,12 @@ func (b *Broker) appendObjectWith(ctx context.Context, t offsets.Topic, batches 
 		s := w.Slices()[i]
 		appends[i] = offsets.Append{
 			Partition: pb.partition, Offset: s.Offset, Length: s.Length, Records: s.Records,
-			MinTs: s.MinTimestamp, MaxTs: s.MaxTimestamp, Bytes: s.Length,
+			MinTs: s.MinTimestamp, MaxTs: s.MaxTimestamp, Bytes: s.Length, Points: indexPoints(s),
 			Producer: pb.producer, ExpectedOffset: pb.expectedOffset, FenceToken: pb.fence, Partitions: pb.partitions,
 		}
 		parts[i] = pb.partition
 	}
-	obj, _, err := w.Finish()
+	obj, slices, err := w.Finish()
 	if err != nil {
 		return nil, err
 	}
@@ -562,6 +563,7 @@ func (b *Broker) appendObjectWith(ctx context.Context, t offsets.Topic, batches 
 		}
 		switch {
 		case r.Err == nil && !r.Duplicate:
+			b.remember(t.ID, key, obj, slices[i], appends[i], r)
 			b.watch.notify(partKey(t.ID, r.Partition))
 		case errors.Is(r.Err, offsets.ErrUnknownTopic):
 			b.forgetTopic(t.Name)
@@ -571,6 +573,23 @@ func (b *Broker) appendObjectWith(ctx context.Context, t offsets.Topic, batches 
 		b.forgetTopic(t.Name) // the next request reads the new partition count
 	}
 	return cr.Results, nil
+}
+
+// remember puts a slice this broker just committed into its caches (its
+// index entry and its batches), so consumers tailing the partition
+// through this process read neither the store nor the bucket for it.
+func (b *Broker) remember(topicID, key string, obj []byte, s segments.SliceInfo, a offsets.Append, r offsets.AppendResult) {
+	e := offsets.IndexEntry{
+		Base: r.Base, Last: r.Last, Records: s.Records, Object: key, Offset: s.Offset, Length: s.Length,
+		MinTs: a.MinTs, MaxTs: a.MaxTs, Points: a.Points, CreatedMs: b.now().UnixMilli(),
+	}
+	b.index.extend(partKey(topicID, r.Partition), e, time.Now())
+	data := obj[s.Offset : s.Offset+s.Length]
+	_ = segments.WalkBatches(data, r.Base, func(rb segments.RawBatch) error {
+		c := &cachedBatch{base: rb.BaseOffset, span: rb.Header.Span(), raw: bytes.Clone(rb.Bytes)}
+		b.batches.add(batchKey(key, s.Offset+rb.At), c, c.size())
+		return nil
+	})
 }
 
 func (b *Broker) deleteUnreferenced(key string) {

@@ -162,16 +162,57 @@ type IndexEntry struct {
 	MaxTs     int64  `json:"max_ts"`
 	Level     int    `json:"level,omitempty"` // 0: L0 object of a produce; 1+: compacted
 	CreatedMs int64  `json:"created_ms,omitempty"`
+	// Points is the slice's sparse batch index, copied from the object's
+	// footer so a read can start near the offset it wants without reading
+	// the footer. Omitted when the slice has just the point at its start
+	// (every L0 slice of one batch, and entries written before points).
+	Points []Point `json:"pts,omitempty"`
 	// Version is the item version, for conditional replacement.
 	Version int64 `json:"-"`
+}
+
+// Point is a batch of an entry's slice where a read can start: its base
+// offset and byte position relative to the entry's Base and Offset, and
+// the largest timestamp from it up to the next point (-1: none). Stored
+// as a three-number array to keep index items small.
+type Point struct {
+	Delta, Pos, MaxTs int64
+}
+
+func (p Point) MarshalJSON() ([]byte, error) {
+	return json.Marshal([3]int64{p.Delta, p.Pos, p.MaxTs})
+}
+
+func (p *Point) UnmarshalJSON(b []byte) error {
+	var a [3]int64
+	if err := json.Unmarshal(b, &a); err != nil {
+		return err
+	}
+	p.Delta, p.Pos, p.MaxTs = a[0], a[1], a[2]
+	return nil
 }
 
 // Span is how many offsets the entry covers.
 func (e *IndexEntry) Span() int64 { return e.Last - e.Base + 1 }
 
+// StartPoints returns the entry's points, or the one at its start that an
+// entry without points implies.
+func (e *IndexEntry) StartPoints() []Point {
+	if len(e.Points) > 0 {
+		return e.Points
+	}
+	return []Point{{Delta: 0, Pos: 0, MaxTs: e.MaxTs}}
+}
+
 func (e *IndexEntry) validate() error {
 	if e.Base < 0 || e.Last < e.Base || e.Records < 0 || e.Records > e.Span() || e.Offset < 0 || e.Length < 0 || e.Object == "" {
 		return fmt.Errorf("inconsistent index entry %+v", *e)
+	}
+	for i, p := range e.Points {
+		first := i == 0 && (p.Delta != 0 || p.Pos != 0)
+		if first || p.Pos < 0 || p.Pos >= max(e.Length, 1) || p.Delta < 0 || p.Delta > e.Span() || (i > 0 && (p.Pos <= e.Points[i-1].Pos || p.Delta < e.Points[i-1].Delta)) {
+			return fmt.Errorf("index entry %d-%d: point %d %+v is not an ascending position inside the slice", e.Base, e.Last, i, p)
+		}
 	}
 	return nil
 }

@@ -44,6 +44,8 @@ type Append struct {
 	MinTs     int64
 	MaxTs     int64
 	Bytes     int64 // counted against retention_bytes
+	// Points is the slice's sparse batch index (nil: one point at its start).
+	Points []Point
 	// Producer is set for idempotent appends.
 	Producer *ProducerID
 	// ExpectedOffset, when >= 0, must equal the log end offset.
@@ -389,7 +391,7 @@ func (c *commit) decide(a Append, byKey map[Key]Item, now time.Time) ([]Op, Appe
 	base, last := h.LogEnd, h.LogEnd+a.Records-1
 	e := IndexEntry{
 		Base: base, Last: last, Records: a.Records, Object: c.obj.Key, Offset: a.Offset, Length: a.Length,
-		MinTs: a.MinTs, MaxTs: a.MaxTs, CreatedMs: now.UnixMilli(),
+		MinTs: a.MinTs, MaxTs: a.MaxTs, CreatedMs: now.UnixMilli(), Points: a.Points,
 	}
 	h.LogEnd = last + 1
 	h.Bytes += a.Bytes
