@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	neturl "net/url"
 	"os"
 	"strings"
 	"time"
@@ -48,6 +49,7 @@ func runCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	url := fs.String("url", os.Getenv("STREAMBED_URL"), "run the pass on this server (POST /v1/admin/compact)")
 	budget := fs.Duration("budget", 50*time.Second, "time budget of the pass")
+	memoryMB := fs.Int64("memory-mb", 256, "memory for key compaction's key map, in MiB (about 16,000 keys per MiB; more keys take more passes)")
 	cfg := backendFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -66,7 +68,7 @@ func runCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 		defer be.Close()
-		if stats, err = compactor.New(store, be.Bucket, compactor.Config{Budget: *budget}).Run(ctx); err != nil {
+		if stats, err = compactor.New(store, be.Bucket, compactor.Config{Budget: *budget, KeyCompactMemory: *memoryMB << 20}).Run(ctx); err != nil {
 			return err
 		}
 	}
@@ -84,6 +86,7 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	url := fs.String("url", os.Getenv("STREAMBED_URL"), "check through this server (GET /v1/admin/fsck)")
 	strict := fs.Bool("strict", false, "report every unreferenced object, whatever its age")
+	footers := fs.Bool("footers", false, "also read every object's footer and check the index against it (a stat and two ranged reads per object)")
 	previous := fs.String("previous", "", "an earlier --json report: log bounds must not have moved back since")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	cfg := backendFlags(fs)
@@ -93,7 +96,7 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return errUsage
 	}
-	opt := compactor.FsckOptions{Strict: *strict}
+	opt := compactor.FsckOptions{Strict: *strict, Footers: *footers}
 	if *previous != "" {
 		data, err := os.ReadFile(*previous)
 		if err != nil {
@@ -106,12 +109,15 @@ func runFsck(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	var rep *compactor.Report
 	if *url != "" {
-		q := ""
+		q := neturl.Values{}
 		if *strict {
-			q = "?strict=true"
+			q.Set("strict", "true")
+		}
+		if *footers {
+			q.Set("footers", "true")
 		}
 		rep = &compactor.Report{}
-		if err := adminCall(ctx, "GET", *url, "/v1/admin/fsck"+q, rep); err != nil {
+		if err := adminCall(ctx, "GET", *url, "/v1/admin/fsck?"+q.Encode(), rep); err != nil {
 			return err
 		}
 	} else {

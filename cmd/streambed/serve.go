@@ -34,6 +34,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	addr := fs.String("addr", envDefault("STREAMBED_ADDR", "127.0.0.1:8080"), "listen address (env STREAMBED_ADDR)")
 	compactEvery := fs.Duration("compact-interval", time.Minute, "run the compactor this often (0: never)")
 	compactBudget := fs.Duration("compact-budget", 30*time.Second, "time budget of one compactor run")
+	compactMemoryMB := fs.Int64("compact-memory-mb", 256, "memory for key compaction's key map, in MiB")
 	compression := fs.String("compression", envDefault("STREAMBED_COMPRESSION", "zstd"), "batch compression: none, gzip, snappy, lz4 or zstd")
 	logFormat := fs.String("log-format", envDefault("STREAMBED_LOG_FORMAT", "text"), "log format: text or json")
 	logLevel := fs.String("log-level", envDefault("STREAMBED_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
@@ -93,7 +94,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// The embedded store is held by this process alone: long polls need not
 	// re-read heads for other writers.
 	b := broker.New(store, be.Bucket, broker.Config{Compression: &comp, Logger: log, SoleWriter: be.Metadata == "bolt"})
-	comp2 := compactor.New(store, be.Bucket, compactor.Config{Budget: *compactBudget, Logger: log})
+	comp2 := compactor.New(store, be.Bucket, compactor.Config{Budget: *compactBudget, KeyCompactMemory: *compactMemoryMB << 20, Logger: log})
 	if *authFile == "" && !isLoopback(*addr) {
 		if !*insecure {
 			return fmt.Errorf("refusing to listen on %s without --auth: anyone who can reach it could read, write and delete every topic (give --auth POLICY, or --insecure if something else guards the port)", *addr)

@@ -232,6 +232,15 @@ func verifyDeployed(t *testing.T, endpoint, name, bucket, table, apiID, schedule
 			t.Fatalf("function %s environment %+v", fn, c.Environment)
 		}
 	}
+	// One compactor at a time, its key map a quarter of its memory.
+	conc, err := lc.GetFunctionConcurrency(ctx, &lambda.GetFunctionConcurrencyInput{FunctionName: aws.String(name + "-compact")})
+	if err != nil || aws.ToInt32(conc.ReservedConcurrentExecutions) != 1 {
+		t.Fatalf("compact function concurrency %+v %v", conc, err)
+	}
+	compact, err := lc.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(name + "-compact")})
+	if err != nil || compact.Configuration.Environment.Variables["STREAMBED_COMPACT_MEMORY_MB"] != "512" {
+		t.Fatalf("compact function environment %+v %v", compact.Configuration.Environment, err)
+	}
 	url, err := lc.GetFunctionUrlConfig(ctx, &lambda.GetFunctionUrlConfigInput{FunctionName: aws.String(name + "-consume")})
 	if err != nil || url.AuthType != "AWS_IAM" || url.InvokeMode != "RESPONSE_STREAM" {
 		t.Fatalf("function URL %+v %v", url, err)

@@ -267,20 +267,27 @@ resource "aws_iam_role_policy" "fn" {
 }
 
 resource "aws_lambda_function" "fn" {
-  for_each                       = local.functions
-  function_name                  = "${var.name}-${each.key}"
-  role                           = aws_iam_role.fn[each.key].arn
-  runtime                        = "provided.al2023"
-  handler                        = "bootstrap"
-  architectures                  = ["arm64"]
-  filename                       = "${var.lambda_zip_dir}/${each.key}.zip"
-  source_code_hash               = filebase64sha256("${var.lambda_zip_dir}/${each.key}.zip")
-  memory_size                    = local.memory[each.key]
-  timeout                        = local.timeout[each.key]
-  reserved_concurrent_executions = lookup(var.reserved_concurrency, each.key, -1)
+  for_each         = local.functions
+  function_name    = "${var.name}-${each.key}"
+  role             = aws_iam_role.fn[each.key].arn
+  runtime          = "provided.al2023"
+  handler          = "bootstrap"
+  architectures    = ["arm64"]
+  filename         = "${var.lambda_zip_dir}/${each.key}.zip"
+  source_code_hash = filebase64sha256("${var.lambda_zip_dir}/${each.key}.zip")
+  memory_size      = local.memory[each.key]
+  timeout          = local.timeout[each.key]
+  # One compactor at a time: runs never overlap (leases would keep
+  # overlapping runs safe, but they would only contend).
+  reserved_concurrent_executions = each.key == "compact" ? 1 : lookup(var.reserved_concurrency, each.key, -1)
 
   environment {
-    variables = merge(local.env, each.key == "compact" ? { STREAMBED_COMPACT_BUDGET = "${local.timeout.compact - 10}s" } : {})
+    # The compactor's key map gets a quarter of its memory: the Go heap may
+    # grow to twice what is live, and the rest is batches and buffers.
+    variables = merge(local.env, each.key == "compact" ? {
+      STREAMBED_COMPACT_BUDGET    = "${local.timeout.compact - 10}s"
+      STREAMBED_COMPACT_MEMORY_MB = tostring(floor(local.memory.compact / 4))
+    } : {})
   }
   tracing_config {
     mode = "Active"

@@ -44,12 +44,12 @@ variable "timeout_s" {
 }
 
 variable "reserved_concurrency" {
-  description = "Reserved concurrency per function (-1: unreserved). Reserving caps cost and protects the table from a runaway producer."
+  description = "Reserved concurrency per function (-1: unreserved). Reserving caps cost and protects the table from a runaway producer. The compact function always has 1: runs never overlap."
   type        = map(number)
   default     = {}
   validation {
-    condition     = alltrue([for k, v in var.reserved_concurrency : contains(["produce", "consume", "admin", "compact"], k) && v >= -1])
-    error_message = "reserved_concurrency keys must be produce, consume, admin or compact, values -1 or more."
+    condition     = alltrue([for k, v in var.reserved_concurrency : contains(["produce", "consume", "admin"], k) && v >= -1])
+    error_message = "reserved_concurrency keys must be produce, consume or admin, values -1 or more (compact is always 1)."
   }
 }
 

@@ -263,7 +263,7 @@ func (h *history) judge(f *finalLog, fl floors, fired map[string]int64, crashes 
 
 // fsckVerdict runs fsck on the storage directly.
 func fsckVerdict(ctx context.Context, be backend, v *verdict) string {
-	rep, err := compactor.Fsck(ctx, offsets.New(be.table), be.bucket, compactor.FsckOptions{})
+	rep, err := compactor.Fsck(ctx, offsets.New(be.table), be.bucket, compactor.FsckOptions{Footers: true})
 	switch {
 	case err != nil:
 		return "error: " + err.Error()

@@ -45,7 +45,8 @@ type App struct {
 // New wires a function from the environment: STREAMBED_S3_BUCKET and
 // STREAMBED_DYNAMODB_TABLE (plus the *_ENDPOINT variables for local
 // stacks), STREAMBED_LOG_LEVEL, STREAMBED_COMPRESSION,
-// STREAMBED_COMPACT_BUDGET (a duration), and the authorization policy
+// STREAMBED_COMPACT_BUDGET (a duration), STREAMBED_COMPACT_MEMORY_MB (the
+// key compaction map's budget), and the authorization policy
 // from STREAMBED_AUTH_POLICY (the JSON document) or
 // STREAMBED_AUTH_POLICY_SSM (the name of an SSM parameter holding it).
 func New(ctx context.Context, name string) (*App, error) {
@@ -78,11 +79,19 @@ func New(ctx context.Context, name string) (*App, error) {
 			return nil, fmt.Errorf("STREAMBED_COMPACT_BUDGET %q: %w", v, err)
 		}
 	}
+	var keyMemory int64
+	if v := os.Getenv("STREAMBED_COMPACT_MEMORY_MB"); v != "" {
+		mb, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || mb < 1 {
+			return nil, fmt.Errorf("STREAMBED_COMPACT_MEMORY_MB %q: want a number of MiB, at least 1", v)
+		}
+		keyMemory = mb << 20
+	}
 	store := offsets.New(be.Table, offsets.WithLogger(log))
 	a := &App{
 		Name: name, Log: log, Backend: be, Store: store, Out: os.Stdout,
 		Broker:    broker.New(store, be.Bucket, broker.Config{Compression: &comp, Logger: log}),
-		Compactor: compactor.New(store, be.Bucket, compactor.Config{Budget: budget, Logger: log}),
+		Compactor: compactor.New(store, be.Bucket, compactor.Config{Budget: budget, KeyCompactMemory: keyMemory, Logger: log}),
 	}
 	if a.Auth, err = loadAuth(ctx, cfg); err != nil {
 		return nil, err

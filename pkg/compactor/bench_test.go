@@ -83,7 +83,7 @@ func benchMerge(b *testing.B, be backend, requests int) {
 }
 
 func counts(b *testing.B, store *offsets.Store, bucket segments.Bucket) (entries, objects int) {
-	rep, err := compactor.Fsck(context.Background(), store, bucket, compactor.FsckOptions{})
+	rep, err := compactor.Fsck(context.Background(), store, bucket, compactor.FsckOptions{Footers: true})
 	if err != nil || !rep.Clean() {
 		b.Fatalf("fsck: %v %+v", err, rep)
 	}

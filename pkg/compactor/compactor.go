@@ -45,9 +45,14 @@ type Config struct {
 	MergeMinAge time.Duration
 	// MaxMergesPerPartition bounds one partition's merges per run (default 8).
 	MaxMergesPerPartition int
-	// KeyCompactMaxBytes skips key compaction of partitions larger than this
-	// (their key map would not fit; default 1 GiB).
-	KeyCompactMaxBytes int64
+	// KeyCompactMemory bounds the key map of key compaction (default 256
+	// MiB, about 4 million keys): a partition with more keys is compacted
+	// over several passes. Everything else a run holds is a few batches
+	// and one upload buffer (under 32 MiB).
+	KeyCompactMemory int64
+	// PointInterval is how far apart the points of written segments are
+	// at most, and the size of rewritten batches (default 1 MiB).
+	PointInterval int64
 	// OrphanAge is the commit deadline: unreferenced uploads older than this
 	// are orphans (default 1 h; the store refuses commits of objects older
 	// than 15 min).
@@ -71,6 +76,7 @@ type Stats struct {
 	SegmentsWritten   int   `json:"segments_written"`
 	ObjectsDeleted    int   `json:"objects_deleted"`
 	OrphansDeleted    int   `json:"orphans_deleted"`
+	OrphansChecked    int   `json:"orphans_checked"` // objects the sweep looked up
 	TopicsPurged      int   `json:"topics_purged"`
 	Errors            int   `json:"errors"`
 	DurationMs        int64 `json:"duration_ms"`
@@ -109,8 +115,8 @@ func New(store *offsets.Store, bucket segments.Bucket, cfg Config) *Compactor {
 	if cfg.MaxMergesPerPartition == 0 {
 		cfg.MaxMergesPerPartition = 8
 	}
-	if cfg.KeyCompactMaxBytes == 0 {
-		cfg.KeyCompactMaxBytes = 1 << 30
+	if cfg.KeyCompactMemory == 0 {
+		cfg.KeyCompactMemory = 256 << 20
 	}
 	if cfg.OrphanAge == 0 {
 		cfg.OrphanAge = time.Hour
@@ -139,12 +145,18 @@ func (r *run) timeLeft() bool { return r.cfg.Now().Before(r.deadline) }
 
 // Run does one bounded pass and reports what it did. It returns an error
 // only when it could not start; failures within are logged and counted.
+//
+// Partitions get the first 70% of the time budget and stop there; the
+// rest is kept for deleting unreferenced objects and sweeping orphans, so
+// under continuous load (partitions always behind) garbage still goes.
 func (c *Compactor) Run(ctx context.Context) (Stats, error) {
 	start := c.cfg.Now()
-	r := &run{Compactor: c, deadline: start.Add(c.cfg.Budget)}
-	if dl, ok := ctx.Deadline(); ok && dl.Before(r.deadline) {
-		r.deadline = dl
+	end := start.Add(c.cfg.Budget)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(end) {
+		end = dl
 	}
+	window := end.Sub(start)
+	r := &run{Compactor: c, deadline: start.Add(window * 7 / 10)}
 	// Deleted topics first, and their objects at once: on a full disk
 	// that is what frees space, and it must not wait behind merges.
 	r.purgeDeleted(ctx)
@@ -152,11 +164,20 @@ func (c *Compactor) Run(ctx context.Context) (Stats, error) {
 	if err := r.partitions(ctx); err != nil {
 		return r.stats, err
 	}
+	r.deadline = laterOf(r.deadline, start.Add(window*85/100))
 	r.collectGarbage(ctx)
+	r.deadline = end
 	r.sweepOrphans(ctx)
 	r.stats.DurationMs = c.cfg.Now().Sub(start).Milliseconds()
 	c.log.Info("compaction run", "owner", c.cfg.Owner, "stats", r.stats)
 	return r.stats, nil
+}
+
+func laterOf(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 type partRef struct {
@@ -338,37 +359,6 @@ func (r *run) retention(ctx context.Context, p partRef, lease *offsets.Lease, en
 	return entries[n:], nil
 }
 
-// readSlice reads an entry's bytes and checks them against the index.
-func (r *run) readSlice(ctx context.Context, e offsets.IndexEntry) ([]byte, error) {
-	data, err := r.bucket.GetRange(ctx, e.Object, e.Offset, e.Length)
-	if err != nil {
-		return nil, fmt.Errorf("%w: read %s: %v", errObjectStore, e.Object, err)
-	}
-	if int64(len(data)) != e.Length {
-		return nil, fmt.Errorf("%s at %d: %d bytes, index says %d", e.Object, e.Offset, len(data), e.Length)
-	}
-	st, err := segments.ScanSlice(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s at %d: %w", e.Object, e.Offset, err)
-	}
-	if st.Span != e.Span() || st.Records != e.Records {
-		return nil, fmt.Errorf("%s at %d: slice spans %d offsets with %d records, index says %d and %d", e.Object, e.Offset, st.Span, st.Records, e.Span(), e.Records)
-	}
-	return data, nil
-}
-
-// upload stores a new segment for a partition.
-func (r *run) upload(ctx context.Context, p partRef, base int64, obj []byte) (offsets.ObjectMeta, error) {
-	var rnd [9]byte
-	_, _ = rand.Read(rnd[:])
-	key := fmt.Sprintf("seg/%02x/%s/%d/%020d-%s", rnd[0], p.topic.ID, p.p, base, hex.EncodeToString(rnd[1:]))
-	meta := offsets.ObjectMeta{Key: key, Size: int64(len(obj)), Uploaded: r.cfg.Now()}
-	if err := r.bucket.Put(ctx, key, obj); err != nil {
-		return meta, fmt.Errorf("%w: upload %s: %v", errObjectStore, key, err)
-	}
-	return meta, nil
-}
-
 // replace swaps entries for one written in obj; if the swap is refused,
 // the unreferenced object is deleted at once.
 func (r *run) replace(ctx context.Context, lease *offsets.Lease, old []offsets.IndexEntry, e offsets.IndexEntry, obj offsets.ObjectMeta) error {
@@ -419,167 +409,12 @@ func (r *run) merge(ctx context.Context, p partRef, lease *offsets.Lease, entrie
 		if merges == r.cfg.MaxMergesPerPartition || !r.timeLeft() {
 			return true, nil
 		}
-		if err := r.mergeRun(ctx, p, lease, run, size); err != nil {
+		if err := r.mergeRun(ctx, p, lease, run); err != nil {
 			return true, err
 		}
 		merges++
 	}
 	return false, nil
-}
-
-func (r *run) mergeRun(ctx context.Context, p partRef, lease *offsets.Lease, run []offsets.IndexEntry, size int64) error {
-	w := segments.NewObjectWriter(int(size))
-	if err := w.BeginSlice(p.topic.ID, p.p); err != nil {
-		return err
-	}
-	buf := w.Buffer()
-	merged := offsets.IndexEntry{Base: run[0].Base, Last: run[len(run)-1].Last, MinTs: run[0].MinTs, MaxTs: run[0].MaxTs, Level: 1}
-	for _, e := range run {
-		data, err := r.readSlice(ctx, e)
-		if err != nil {
-			return err
-		}
-		buf = append(buf, data...)
-		merged.Records += e.Records
-		merged.MinTs, merged.MaxTs = min(merged.MinTs, e.MinTs), max(merged.MaxTs, e.MaxTs)
-		merged.Level = max(merged.Level, e.Level+1)
-	}
-	if err := w.EndSlice(buf, segments.SliceInfo{BaseOffset: merged.Base, Records: merged.Records, LastDelta: merged.Last - merged.Base, MinTimestamp: merged.MinTs, MaxTimestamp: merged.MaxTs}); err != nil {
-		return err
-	}
-	obj, slices, err := w.Finish()
-	if err != nil {
-		return err
-	}
-	merged.Offset, merged.Length = slices[0].Offset, slices[0].Length
-	meta, err := r.upload(ctx, p, merged.Base, obj)
-	if err != nil {
-		return err
-	}
-	if err := r.replace(ctx, lease, run, merged, meta); err != nil {
-		return err
-	}
-	r.stats.EntriesMerged += len(run)
-	r.stats.BytesMerged += merged.Length
-	r.stats.SegmentsWritten++
-	return nil
-}
-
-// keyCompact rewrites the partition's entries (all but the newest, the
-// "active" one) keeping only the latest record per key, in groups of up to
-// MaxReplaceEntries entries and segment_bytes. Offsets are preserved (gaps
-// are expected, as in Kafka); tombstones are kept until their timestamp is
-// delete_retention_ms old. Groups with nothing to remove are left alone.
-func (r *run) keyCompact(ctx context.Context, p partRef, lease *offsets.Lease, entries []offsets.IndexEntry) (bool, error) {
-	if len(entries) < 2 {
-		return false, nil
-	}
-	var total int64
-	for _, e := range entries {
-		total += e.Length
-	}
-	if total > r.cfg.KeyCompactMaxBytes {
-		r.log.Warn("partition too large to key-compact in one pass", "topic", p.topic.Name, "partition", p.p, "bytes", total)
-		return true, nil
-	}
-	decoded := make([][]segments.Record, len(entries))
-	latest := map[string]int64{}
-	for i, e := range entries {
-		data, err := r.readSlice(ctx, e)
-		if err != nil {
-			return false, err
-		}
-		if decoded[i], err = r.codec.DecodeSlice(data, e.Base, nil); err != nil {
-			return false, fmt.Errorf("%s at %d: %w", e.Object, e.Offset, err)
-		}
-		for _, rec := range decoded[i] {
-			if rec.Key != nil {
-				latest[string(rec.Key)] = rec.Offset
-			}
-		}
-	}
-	tombstoneCutoff := r.cfg.Now().UnixMilli() - p.topic.Config.DeleteRetentionMs
-	keep := func(rec segments.Record) bool {
-		switch {
-		case rec.Key == nil:
-			return true // Kafka refuses unkeyed records on compacted topics; we keep them
-		case latest[string(rec.Key)] != rec.Offset:
-			return false
-		case rec.Value == nil:
-			return rec.Timestamp >= tombstoneCutoff
-		}
-		return true
-	}
-	target := p.topic.Config.SegmentBytes
-	candidates := entries[:len(entries)-1]
-	for i := 0; i < len(candidates); {
-		if !r.timeLeft() {
-			return true, nil
-		}
-		j, size := i, int64(0)
-		for j < len(candidates) && j-i < offsets.MaxReplaceEntries && (j == i || size+candidates[j].Length <= target) {
-			size += candidates[j].Length
-			j++
-		}
-		group, recs := candidates[i:j], decoded[i:j]
-		i = j
-		var kept []segments.Record
-		total := 0
-		for _, rs := range recs {
-			total += len(rs)
-			for _, rec := range rs {
-				if keep(rec) {
-					kept = append(kept, rec)
-				}
-			}
-		}
-		if len(kept) == total {
-			continue
-		}
-		if err := r.rewrite(ctx, p, lease, group, kept); err != nil {
-			return true, err
-		}
-		r.stats.RecordsRemoved += int64(total - len(kept))
-	}
-	return false, nil
-}
-
-// rewrite replaces group with one sparse batch of the kept records.
-func (r *run) rewrite(ctx context.Context, p partRef, lease *offsets.Lease, group []offsets.IndexEntry, kept []segments.Record) error {
-	base, last := group[0].Base, group[len(group)-1].Last
-	e := offsets.IndexEntry{Base: base, Last: last, Records: int64(len(kept)), Level: 2, MinTs: group[0].MinTs, MaxTs: group[0].MaxTs}
-	for _, g := range group {
-		e.MinTs, e.MaxTs = min(e.MinTs, g.MinTs), max(e.MaxTs, g.MaxTs)
-	}
-	w := segments.NewObjectWriter(segments.EstimateBatchSize(kept))
-	if err := w.BeginSlice(p.topic.ID, p.p); err != nil {
-		return err
-	}
-	buf, st, err := r.codec.AppendSparseBatch(w.Buffer(), base, last, kept, segments.BatchOptions{Compression: r.comp})
-	if err != nil {
-		return err
-	}
-	first := int64(0)
-	if len(kept) > 0 {
-		first = kept[0].Offset - base
-	}
-	if err := w.EndSlice(buf, segments.SliceInfo{BaseOffset: base, Records: int64(st.Records), FirstDelta: first, LastDelta: last - base, MinTimestamp: st.MinTimestamp, MaxTimestamp: st.MaxTimestamp}); err != nil {
-		return err
-	}
-	obj, sl, err := w.Finish()
-	if err != nil {
-		return err
-	}
-	e.Offset, e.Length = sl[0].Offset, sl[0].Length
-	meta, err := r.upload(ctx, p, base, obj)
-	if err != nil {
-		return err
-	}
-	if err := r.replace(ctx, lease, group, e, meta); err != nil {
-		return err
-	}
-	r.stats.SegmentsWritten++
-	return nil
 }
 
 // purgeDeleted removes deleted topics' partitions under leases.
@@ -674,25 +509,35 @@ var objectPrefixes = []string{"l0/", "seg/"}
 
 // sweepOrphans deletes uploads older than the commit deadline that no
 // commit ever referenced (their commit failed or their writer died). The
-// listing resumes across runs from a saved position.
+// listing resumes across runs from a saved position. An object found
+// referenced can never become an orphan (losing its references queues it
+// for GC instead), so each pass checks only objects too young for the
+// previous pass to have checked: a pass costs metadata reads for new
+// objects, not for every live one.
 func (r *run) sweepOrphans(ctx context.Context) {
+	if !r.timeLeft() {
+		return
+	}
 	cur, err := r.store.LoadState(ctx, "compactor-orphans")
 	if err != nil {
 		r.stats.Errors++
 		return
 	}
-	prefix, after := objectPrefixes[0], ""
-	if i := strings.IndexByte(cur.Value, '|'); i > 0 && slices.Contains(objectPrefixes, cur.Value[:i]) {
-		prefix, after = cur.Value[:i], cur.Value[i+1:]
-	}
+	st := parseSweep(cur.Value)
 	cutoff := r.cfg.Now().Add(-r.cfg.OrphanAge)
-	save := func(v string) {
-		if c, err := r.store.SaveState(ctx, cur, v); err == nil {
+	if st.passCutoff.IsZero() {
+		st.passCutoff = cutoff // a pass starts
+	}
+	// Objects older than this were checked by the previous pass (less a
+	// margin for the object store's clock).
+	checked := st.prevCutoff.Add(-min(sweepClockMargin, r.cfg.OrphanAge/4))
+	save := func() {
+		if c, err := r.store.SaveState(ctx, cur, st.String()); err == nil {
 			cur = c
 		}
 	}
-	for pi := slices.Index(objectPrefixes, prefix); pi < len(objectPrefixes); pi++ {
-		prefix = objectPrefixes[pi]
+	for pi := slices.Index(objectPrefixes, st.prefix); pi < len(objectPrefixes); pi++ {
+		st.prefix = objectPrefixes[pi]
 		var batch []segments.ObjectInfo
 		flush := func() bool {
 			if len(batch) == 0 {
@@ -707,6 +552,7 @@ func (r *run) sweepOrphans(ctx context.Context) {
 				r.stats.Errors++
 				return false
 			}
+			r.stats.OrphansChecked += len(keys)
 			for i, ref := range refs {
 				if ref.Known {
 					continue // referenced, or queued for GC with its grace period
@@ -717,30 +563,84 @@ func (r *run) sweepOrphans(ctx context.Context) {
 				}
 				r.stats.OrphansDeleted++
 			}
-			save(prefix + "|" + keys[len(keys)-1])
+			st.after = keys[len(keys)-1]
+			save()
 			batch = batch[:0]
 			return r.timeLeft()
 		}
-		for o, err := range r.bucket.List(ctx, prefix, after) {
+		listed := 0
+		for o, err := range r.bucket.List(ctx, st.prefix, st.after) {
 			if err != nil {
 				r.stats.Errors++
 				r.log.Warn("listing objects for the orphan sweep", "err", err)
 				return
 			}
-			if o.Modified.Before(cutoff) {
+			listed++
+			if o.Modified.Before(cutoff) && !o.Modified.Before(checked) {
 				batch = append(batch, o)
 			}
 			if len(batch) == offsets.MaxWriteOps && !flush() {
 				return
 			}
+			if listed%1000 == 0 && len(batch) == 0 {
+				// Skipping checked objects costs only the listing: still
+				// move the cursor, and stop in time.
+				st.after = o.Key
+				save()
+				if !r.timeLeft() {
+					return
+				}
+			}
 		}
 		if !flush() {
 			return
 		}
-		after = ""
+		st.after = ""
 		if pi+1 < len(objectPrefixes) {
-			save(objectPrefixes[pi+1] + "|")
+			st.prefix = objectPrefixes[pi+1]
+			save()
 		}
 	}
-	save("") // a full pass: start over next time
+	// A full pass: the next one checks only what this one could not.
+	st = sweepState{prefix: objectPrefixes[0], prevCutoff: st.passCutoff}
+	save()
+}
+
+// sweepClockMargin allows for the object store's clock (which stamps
+// Modified) differing from the compactor's (a quarter of the orphan age
+// if that is less).
+const sweepClockMargin = 10 * time.Minute
+
+// sweepState is the orphan sweep's saved position: the listing prefix and
+// key it resumes after, the cutoff when the current pass began, and the
+// one of the previous complete pass.
+type sweepState struct {
+	prefix, after          string
+	passCutoff, prevCutoff time.Time
+}
+
+func (s sweepState) String() string {
+	ms := func(t time.Time) string {
+		if t.IsZero() {
+			return "0"
+		}
+		return strconv.FormatInt(t.UnixMilli(), 10)
+	}
+	return "v2|" + ms(s.passCutoff) + "|" + ms(s.prevCutoff) + "|" + s.prefix + "|" + s.after
+}
+
+func parseSweep(v string) sweepState {
+	st := sweepState{prefix: objectPrefixes[0]}
+	parts := strings.SplitN(v, "|", 5)
+	if len(parts) != 5 || parts[0] != "v2" || !slices.Contains(objectPrefixes, parts[3]) {
+		return st // none yet, or an older form: start a full pass
+	}
+	at := func(s string) time.Time {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n <= 0 {
+			return time.Time{}
+		}
+		return time.UnixMilli(n)
+	}
+	return sweepState{prefix: parts[3], after: parts[4], passCutoff: at(parts[1]), prevCutoff: at(parts[2])}
 }

@@ -128,7 +128,7 @@ func (e *env) objects() int {
 
 func (e *env) fsck(strict bool) *compactor.Report {
 	e.t.Helper()
-	rep, err := compactor.Fsck(e.ctx, e.store, e.bucket, compactor.FsckOptions{Now: e.clock.now, Strict: strict})
+	rep, err := compactor.Fsck(e.ctx, e.store, e.bucket, compactor.FsckOptions{Now: e.clock.now, Strict: strict, Footers: true})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -148,6 +148,7 @@ func Suite(t *testing.T, be backend) {
 		"KeyCompaction":             testKeyCompaction,
 		"GCLeavesExactlyReferenced": testGC,
 		"OrphanSweep":               testOrphans,
+		"OrphanSweepChecksNewOnly":  testOrphansChecksNewOnly,
 		"PurgeDeletedTopic":         testPurge,
 		"TwoCompactorsAndTraffic":   testConcurrent,
 	}
@@ -418,6 +419,34 @@ func testOrphans(t *testing.T, e *env) {
 	}
 	if _, err := e.bucket.Stat(e.ctx, "other/not-ours"); err != nil {
 		t.Fatal("the sweep touched an object outside Streambed's prefixes")
+	}
+}
+
+// testOrphansChecksNewOnly: a sweep pass looks up only objects the
+// previous pass was too early to look at; objects it found referenced are
+// never looked up again. Real time here: the bucket stamps objects with
+// it, at a resolution of a second on S3.
+func testOrphansChecksNewOnly(t *testing.T, e *env) {
+	e.topic("live", 1, nil)
+	for range 20 {
+		e.produce("live", 0, 2, broker.NoTimestamp, nil, value)
+	}
+	const age = 2 * time.Second
+	c := compactor.New(e.store, e.bucket, compactor.Config{OrphanAge: age, MergeMinAge: time.Hour})
+	time.Sleep(age + time.Second)
+	st, err := c.Run(e.ctx)
+	if err != nil || st.OrphansChecked < 20 || st.OrphansDeleted != 0 {
+		t.Fatalf("first pass: %+v %v", st, err)
+	}
+	if err := e.bucket.Put(e.ctx, "l0/zz/orphan-new", []byte("never committed")); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = c.Run(e.ctx); err != nil || st.OrphansChecked != 0 {
+		t.Fatalf("second pass looked up %d objects the first found referenced (or the new one, too young): %v", st.OrphansChecked, err)
+	}
+	time.Sleep(age + time.Second)
+	if st, err = c.Run(e.ctx); err != nil || st.OrphansChecked != 1 || st.OrphansDeleted != 1 {
+		t.Fatalf("third pass: checked %d, deleted %d (want the new orphan only): %v", st.OrphansChecked, st.OrphansDeleted, err)
 	}
 }
 

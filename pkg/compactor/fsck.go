@@ -22,6 +22,10 @@ type FsckOptions struct {
 	// Strict reports every object no index entry references, whatever its
 	// age: for tests after GC has run.
 	Strict bool
+	// Footers reads the footer of every referenced object (two ranged
+	// reads and a stat each) and checks each index entry against its
+	// slice: range, partition, counts and points.
+	Footers bool
 	// Previous, if set, is an earlier report: log starts and ends must not
 	// have moved back since.
 	Previous *Report
@@ -167,8 +171,12 @@ func fsckOnce(ctx context.Context, store *offsets.Store, bucket segments.Bucket,
 	}
 
 	refsFromIndex := map[string]int64{}
-	type span struct{ off, length int64 }
-	slicesOf := map[string][]span{}
+	type ref struct {
+		name, id string
+		p        int32
+		e        offsets.IndexEntry
+	}
+	entriesOf := map[string][]ref{}
 	for _, pt := range parts {
 		items, err := store.InspectPartition(ctx, pt.id, pt.p)
 		if err != nil {
@@ -195,7 +203,7 @@ func fsckOnce(ctx context.Context, store *offsets.Store, bucket segments.Bucket,
 			rep.Entries++
 			rep.Bytes += e.Length
 			refsFromIndex[e.Object]++
-			slicesOf[e.Object] = append(slicesOf[e.Object], span{e.Offset, e.Length})
+			entriesOf[e.Object] = append(entriesOf[e.Object], ref{pt.name, pt.id, pt.p, e})
 			switch {
 			case e.Records > e.Span() || e.Base > e.Last:
 				add(2, pt.name, &p, e.Object, "entry [%d,%d] claims %d records", e.Base, e.Last, e.Records)
@@ -251,9 +259,23 @@ func fsckOnce(ctx context.Context, store *offsets.Store, bucket segments.Bucket,
 				add(3, "", nil, k, "%d index entries point at a missing object", n)
 				continue
 			case n > 0:
-				for _, s := range slicesOf[k] {
-					if s.off+s.length > info.Size {
-						add(3, "", nil, k, "an entry's slice %d+%d runs past the object's %d bytes", s.off, s.length, info.Size)
+				for _, r := range entriesOf[k] {
+					if r.e.Offset+r.e.Length > info.Size {
+						add(3, "", nil, k, "an entry's slice %d+%d runs past the object's %d bytes", r.e.Offset, r.e.Length, info.Size)
+					}
+				}
+				if opt.Footers {
+					footer, err := segments.ReadFooter(ctx, bucket, k)
+					if err != nil {
+						add(3, "", nil, k, "footer unreadable: %v", err)
+					}
+					for _, r := range entriesOf[k] {
+						if err == nil {
+							if d := entryMatchesFooter(r.id, r.p, r.e, footer); d != "" {
+								p := r.p
+								add(3, r.name, &p, k, "entry [%d,%d]: %s", r.e.Base, r.e.Last, d)
+							}
+						}
 					}
 				}
 				if !ref.Known || ref.Refs != n {
@@ -273,6 +295,35 @@ func fsckOnce(ctx context.Context, store *offsets.Store, bucket segments.Bucket,
 		}
 	}
 	return rep, nil
+}
+
+// entryMatchesFooter describes how an index entry disagrees with the
+// object's footer ("" if it does not).
+func entryMatchesFooter(topicID string, p int32, e offsets.IndexEntry, footer []segments.SliceInfo) string {
+	for _, s := range footer {
+		if s.Offset != e.Offset || s.Length != e.Length {
+			continue
+		}
+		switch {
+		case s.TopicID != topicID || s.Partition != p:
+			return fmt.Sprintf("the slice at %d+%d belongs to %s/%d", s.Offset, s.Length, s.TopicID, s.Partition)
+		case s.Records != e.Records || s.Span() != e.Span():
+			return fmt.Sprintf("the slice holds %d records over %d offsets, the entry says %d over %d", s.Records, s.Span(), e.Records, e.Span())
+		case s.BaseOffset >= 0 && s.BaseOffset != e.Base:
+			return fmt.Sprintf("the slice starts at offset %d", s.BaseOffset)
+		}
+		fp, ep := s.StartPoints(), e.StartPoints()
+		if len(fp) != len(ep) {
+			return fmt.Sprintf("%d points, the footer has %d", len(ep), len(fp))
+		}
+		for i := range fp {
+			if offsets.Point(fp[i]) != ep[i] {
+				return fmt.Sprintf("point %d is %+v, the footer's %+v", i, ep[i], fp[i])
+			}
+		}
+		return ""
+	}
+	return fmt.Sprintf("the footer has no slice at %d+%d", e.Offset, e.Length)
 }
 
 func (r *Report) bounds(key string) (Bounds, bool) {

@@ -22,7 +22,7 @@ func (s *Server) compact(w http.ResponseWriter, r *http.Request) {
 
 // fsck checks the deployment's invariants (GET /v1/admin/fsck?strict=true).
 func (s *Server) fsck(w http.ResponseWriter, r *http.Request) {
-	rep, err := compactor.Fsck(r.Context(), s.b.Store(), s.b.Bucket(), compactor.FsckOptions{Strict: r.URL.Query().Get("strict") == "true"})
+	rep, err := compactor.Fsck(r.Context(), s.b.Store(), s.b.Bucket(), compactor.FsckOptions{Strict: r.URL.Query().Get("strict") == "true", Footers: r.URL.Query().Get("footers") == "true"})
 	if err != nil {
 		s.fail(w, r, err, false)
 		return
