@@ -88,6 +88,7 @@ type Broker struct {
 	// assignments caches groups' target assignments (immutable, by tag).
 	assignments *lru[map[string][]offsets.TopicPartitions]
 	index       indexCache
+	logStarts   logStartCache
 	watch       *watchers
 	seqs        *seqGate
 	commitMu    [256]sync.Mutex

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"sort"
 	"sync"
 	"time"
@@ -136,12 +137,26 @@ func (b *Broker) readFrom(ctx context.Context, t offsets.Topic, p int32, st offs
 		return res, nil // budget spent (FetchMany): bounds only
 	}
 	bytes := 0
+	tail := b.trustedTail(st)
 	for res.NextOffset < res.LogEnd {
-		entries, err := b.entries(ctx, t.ID, p, res.NextOffset)
+		entries, err := b.entries(ctx, t.ID, p, res.NextOffset, tail)
 		if err != nil {
 			return res, err
 		}
-		if len(entries) == 0 {
+		if len(entries) == 0 || entries[0].Base > res.NextOffset {
+			// Retention moved the log start past a cached one (reads of
+			// many partitions cache log starts): read it, and answer as a
+			// fetch below the log start is answered.
+			if fresh, err := b.store.Partitions(ctx, t, p); err == nil {
+				b.logStarts.put(partKey(t.ID, p), fresh[0].LogStart, time.Now())
+				if res.NextOffset < fresh[0].LogStart {
+					if len(res.Records) > 0 {
+						return res, nil
+					}
+					res.LogStart = fresh[0].LogStart
+					return res, &OffsetOutOfRangeError{Offset: off, LogStart: fresh[0].LogStart, LogEnd: res.LogEnd}
+				}
+			}
 			return res, fmt.Errorf("%w: no index entry holds offset %d of %s/%d (log end %d)", offsets.ErrUnavailable, res.NextOffset, t.Name, p, res.LogEnd)
 		}
 		for _, e := range entries {
@@ -184,11 +199,21 @@ func (b *Broker) readFrom(ctx context.Context, t offsets.Topic, p int32, st offs
 	return res, nil
 }
 
-// entries returns index entries from the one holding off onwards.
-func (b *Broker) entries(ctx context.Context, topicID string, p int32, off int64) ([]offsets.IndexEntry, error) {
+// entries returns index entries from the one holding off onwards: from
+// the cache, the partition's tail entry (see trustedTail), or a query.
+func (b *Broker) entries(ctx context.Context, topicID string, p int32, off int64, tail *offsets.IndexEntry) ([]offsets.IndexEntry, error) {
 	key := partKey(topicID, p)
-	if cached := b.index.lookup(key, off, time.Now()); len(cached) > 0 {
+	now := time.Now()
+	if tail != nil {
+		b.index.extend(key, *tail, now)
+	}
+	if cached := b.index.lookup(key, off, now); len(cached) > 0 {
 		return cached, nil
+	}
+	if tail != nil && tail.Base <= off && off <= tail.Last {
+		entries := []offsets.IndexEntry{*tail}
+		b.index.store(key, entries, now)
+		return entries, nil
 	}
 	entries, _, err := b.store.Index(ctx, topicID, p, off, 16)
 	if err != nil {
@@ -196,6 +221,16 @@ func (b *Broker) entries(ctx context.Context, topicID string, p int32, off int64
 	}
 	b.index.store(key, entries, time.Now())
 	return entries, nil
+}
+
+// trustedTail returns the partition's tail entry if it is young enough
+// that its object is certainly still stored: a merge may have replaced
+// it at once, but replaced objects stay for the GC grace period.
+func (b *Broker) trustedTail(st offsets.PartitionState) *offsets.IndexEntry {
+	if st.Tail == nil || b.now().UnixMilli()-st.Tail.CreatedMs > (b.store.GCGrace()/2).Milliseconds() {
+		return nil
+	}
+	return st.Tail
 }
 
 // ErrCorrupt: stored data does not match the index. Never expected; it
@@ -383,27 +418,71 @@ func (b *Broker) FetchMany(ctx context.Context, reqs []FetchRequest, maxRecords,
 }
 
 // headsOf reads the partition states of every request with a topic, in
-// one batched call per topic (chunks of 100 keys).
+// batched calls (100 keys each) across topics. Log starts come from a
+// cache when it has them (only the compactor moves them, and only
+// forward; readFrom re-reads one that turns out stale), so a poll over
+// 1,000 partitions reads 1,000 heads: 10 calls.
 func (b *Broker) headsOf(ctx context.Context, reqs []FetchRequest, topics []offsets.Topic) ([]offsets.PartitionState, error) {
-	out := make([]offsets.PartitionState, len(reqs))
-	byTopic := map[string][]int{}
+	now := time.Now()
+	var reads []offsets.HeadRead
+	var idx []int
 	for i := range reqs {
-		if topics[i].ID != "" {
-			byTopic[topics[i].ID] = append(byTopic[topics[i].ID], i)
+		if topics[i].ID == "" {
+			continue
 		}
+		_, cached := b.logStarts.get(partKey(topics[i].ID, reqs[i].Partition), now)
+		reads = append(reads, offsets.HeadRead{TopicID: topics[i].ID, Partition: reqs[i].Partition, WithCtl: !cached})
+		idx = append(idx, i)
 	}
-	for _, idx := range byTopic {
-		parts := make([]int32, len(idx))
-		for j, i := range idx {
-			parts[j] = reqs[i].Partition
+	states, err := b.store.Heads(ctx, reads)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]offsets.PartitionState, len(reqs))
+	for j, i := range idx {
+		st := states[j]
+		key := partKey(reads[j].TopicID, reads[j].Partition)
+		if reads[j].WithCtl {
+			b.logStarts.put(key, st.LogStart, now)
+		} else if start, ok := b.logStarts.get(key, now); ok {
+			st.LogStart = min(start, st.LogEnd)
 		}
-		states, err := b.store.Partitions(ctx, topics[idx[0]], parts...)
-		if err != nil {
-			return nil, err
-		}
-		for j, i := range idx {
-			out[i] = states[j]
-		}
+		out[i] = st
 	}
 	return out, nil
+}
+
+// logStartCache keeps partitions' log starts for reads of many
+// partitions. Entries last logStartTTL, jittered so that refreshes spread
+// over polls instead of coming all at once.
+type logStartCache struct {
+	mu sync.Mutex
+	m  map[string]cachedStart
+}
+
+type cachedStart struct {
+	start int64
+	until time.Time
+}
+
+const logStartTTL = 30 * time.Second
+
+func (c *logStartCache) get(key string, now time.Time) (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[key]
+	if !ok || now.After(e.until) {
+		return 0, false
+	}
+	return e.start, true
+}
+
+func (c *logStartCache) put(key string, start int64, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) > 100_000 {
+		c.m = map[string]cachedStart{} // bounded; a miss costs one key in a batch
+	}
+	ttl := logStartTTL/2 + time.Duration(rand.Int64N(int64(logStartTTL/2)))
+	c.m[key] = cachedStart{start: start, until: now.Add(ttl)}
 }

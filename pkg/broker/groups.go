@@ -131,9 +131,10 @@ func randomHex(n int) string {
 //     holds them, and its epoch moves to the assignment epoch when it has
 //     nothing left to revoke.
 //
-// A steady member's heartbeat reads the group's meta and its own item and
-// writes its own item: groups of thousands of members cost each member
-// what a small group does.
+// A steady member's heartbeat reads the group's meta and its own item,
+// and writes its own item only to renew its session once a quarter of it
+// has passed: groups of thousands of members cost each member what a
+// small group does, and polls between heartbeats write nothing.
 func (b *Broker) Heartbeat(ctx context.Context, h Heartbeat) (HeartbeatResult, error) {
 	if err := b.validateHeartbeat(&h); err != nil {
 		return HeartbeatResult{}, err
@@ -151,12 +152,21 @@ func (b *Broker) Heartbeat(ctx context.Context, h Heartbeat) (HeartbeatResult, e
 		return out, err
 	}
 	view = b.upkeep(ctx, view)
+	// The first attempt decides on the group as membership and upkeep
+	// left it (their own writes included); a race re-reads.
+	known := &memberRead{view, member}
 	err = b.groupLoop(ctx, h.Group, func() error {
 		var err error
-		out, err = b.reconcile(ctx, &h, member.Incarnation)
+		out, err = b.reconcile(ctx, &h, member.Incarnation, known)
+		known = nil
 		return err
 	})
 	return out, err
+}
+
+type memberRead struct {
+	v offsets.GroupView
+	m offsets.Member
 }
 
 // groupLoop runs attempt until it succeeds or fails with something other
@@ -571,13 +581,20 @@ func (b *Broker) assignment(ctx context.Context, group string, ref offsets.Assig
 	return t, nil
 }
 
-// reconcile is step 3 for one member.
-func (b *Broker) reconcile(ctx context.Context, h *Heartbeat, incarnation string) (HeartbeatResult, error) {
+// reconcile is step 3 for one member. known, when set, is the group and
+// member as last read or written; otherwise they are read.
+func (b *Broker) reconcile(ctx context.Context, h *Heartbeat, incarnation string, known *memberRead) (HeartbeatResult, error) {
 	out := HeartbeatResult{MemberID: h.MemberID}
 	now := b.now().UnixMilli()
-	v, m, err := b.store.GroupMember(ctx, h.Group, h.MemberID)
-	if err != nil {
-		return out, err
+	var v offsets.GroupView
+	var m offsets.Member
+	if known != nil {
+		v, m = known.v, known.m
+	} else {
+		var err error
+		if v, m, err = b.store.GroupMember(ctx, h.Group, h.MemberID); err != nil {
+			return out, err
+		}
 	}
 	if m.Version == 0 || m.Incarnation != incarnation || m.Principal != h.Principal {
 		return out, fmt.Errorf("%w: %s was replaced or removed during its heartbeat; rejoin with member_epoch 0", offsets.ErrUnknownMember, h.MemberID)
@@ -587,6 +604,7 @@ func (b *Broker) reconcile(ctx context.Context, h *Heartbeat, incarnation string
 			return out, err
 		}
 	}
+	was := m
 	owned := toTPs(m.Owned)
 	if h.Owned != nil && h.MemberEpoch != 0 {
 		owned = minusTPs(owned, minusTPs(owned, toTPs(h.Owned))) // released what it no longer reports
@@ -610,15 +628,24 @@ func (b *Broker) reconcile(ctx context.Context, h *Heartbeat, incarnation string
 		timeout = time.Duration(m.SessionTimeoutMs) * time.Millisecond
 	}
 	m.SessionTimeoutMs, m.DeadlineMs = int32(timeout.Milliseconds()), now+timeout.Milliseconds()
-	if len(revoke) == 0 && v.Meta.AssignmentEpoch > 0 {
-		if m.Epoch != v.Meta.AssignmentEpoch {
-			m.PreviousEpoch, m.Epoch = m.Epoch, v.Meta.AssignmentEpoch
-		}
-		if err := b.acquire(ctx, h.Group, &m, minusTPs(target, owned), now); err != nil {
+	want := minusTPs(target, owned)
+	if len(revoke) == 0 && v.Meta.AssignmentEpoch > 0 && m.Epoch != v.Meta.AssignmentEpoch {
+		m.PreviousEpoch, m.Epoch = m.Epoch, v.Meta.AssignmentEpoch
+	}
+	steady := len(want) == 0 && m.Epoch == was.Epoch && m.SessionTimeoutMs == was.SessionTimeoutMs && slices.EqualFunc(m.Owned, was.Owned, func(a, b offsets.TopicPartitions) bool {
+		return a.Topic == b.Topic && slices.Equal(a.Partitions, b.Partitions)
+	})
+	switch {
+	case steady && was.DeadlineMs-now > timeout.Milliseconds()*3/4:
+		m = was // nothing to change, and the session has most of its time left
+	case len(revoke) == 0 && v.Meta.AssignmentEpoch > 0:
+		if err := b.acquire(ctx, h.Group, &m, want, now); err != nil {
 			return out, err
 		}
-	} else if err := b.store.WriteGroup(ctx, h.Group, offsets.GroupWrite{PutMembers: []offsets.Member{m}}); err != nil {
-		return out, err
+	default:
+		if err := b.store.WriteGroup(ctx, h.Group, offsets.GroupWrite{PutMembers: []offsets.Member{m}}); err != nil {
+			return out, err
+		}
 	}
 	out.MemberEpoch = m.Epoch
 	out.HeartbeatInterval = heartbeatInterval(timeout)
@@ -696,7 +723,8 @@ func (b *Broker) CommitOffsets(ctx context.Context, group, memberID string, epoc
 }
 
 // CommitOffsetsAs is CommitOffsets by an authenticated principal: a member
-// id must be one of that principal's members.
+// id must be one of that principal's members. More offsets than one
+// transaction holds are committed in several; each offset lands whole.
 func (b *Broker) CommitOffsetsAs(ctx context.Context, principal, group, memberID string, epoch int32, offs []offsets.CommittedOffset) error {
 	if memberID != "" {
 		if err := offsets.ValidateMemberID(memberID); err != nil {
@@ -711,27 +739,44 @@ func (b *Broker) CommitOffsetsAs(ctx context.Context, principal, group, memberID
 		}
 		o.TopicID = t.ID
 	}
-	return b.store.CommitOffsets(ctx, group, memberID, principal, epoch, offs)
+	for len(offs) > 0 {
+		n := min(len(offs), MaxCommitsPerWrite)
+		if err := b.store.CommitOffsets(ctx, group, memberID, principal, epoch, offs[:n]); err != nil {
+			return err
+		}
+		offs = offs[n:]
+	}
+	return nil
 }
+
+// MaxCommitsPerWrite is how many offsets one commit transaction holds
+// (the member or meta item it is conditioned on takes a slot).
+const MaxCommitsPerWrite = offsets.MaxWriteOps - 2
 
 // CommittedOffsets returns a group's committed offsets for topics that
 // still exist (a deleted and re-created topic does not inherit them).
+// Topics are looked up in the broker's topic cache.
 func (b *Broker) CommittedOffsets(ctx context.Context, group, topic string) ([]offsets.CommittedOffset, error) {
 	all, err := b.store.FetchOffsets(ctx, group, topic)
 	if err != nil {
 		return nil, err
 	}
-	names := map[string]bool{}
-	for _, o := range all {
-		names[o.Topic] = true
-	}
-	topics, err := b.store.Topics(ctx, slices.Sorted(maps.Keys(names)))
-	if err != nil {
-		return nil, err
-	}
+	ids := map[string]string{}
 	var out []offsets.CommittedOffset
 	for _, o := range all {
-		if t, ok := topics[o.Topic]; ok && (o.TopicID == "" || o.TopicID == t.ID) {
+		id, ok := ids[o.Topic]
+		if !ok {
+			t, err := b.Topic(ctx, o.Topic)
+			switch {
+			case errors.Is(err, offsets.ErrUnknownTopic):
+			case err != nil:
+				return nil, err
+			default:
+				id = t.ID
+			}
+			ids[o.Topic] = id
+		}
+		if id != "" && (o.TopicID == "" || o.TopicID == id) {
 			out = append(out, o)
 		}
 	}
@@ -784,8 +829,36 @@ func (b *Broker) Poll(ctx context.Context, p Poll) (PollResult, error) {
 	if p.AutoOffsetReset != "earliest" && p.AutoOffsetReset != "latest" {
 		return res, fieldErr("auto_offset_reset", "%q: use earliest or latest", p.AutoOffsetReset)
 	}
+	// Committed offsets are read only if a position is missing or the
+	// positions are to be committed: then only those that moved are.
+	var committed map[tp]offsets.CommittedOffset
+	readCommitted := func() error {
+		if committed != nil {
+			return nil
+		}
+		cos, err := b.CommittedOffsets(ctx, p.Group, "")
+		if err != nil {
+			return err
+		}
+		committed = make(map[tp]offsets.CommittedOffset, len(cos))
+		for _, o := range cos {
+			committed[tp{o.Topic, o.Partition}] = o
+		}
+		return nil
+	}
 	if !p.NoCommit && len(p.Positions) > 0 && p.MemberEpoch > 0 {
-		res.CommitErr = b.CommitOffsetsAs(ctx, p.Principal, p.Group, p.MemberID, p.MemberEpoch, slices.Clone(p.Positions))
+		res.CommitErr = readCommitted()
+		if res.CommitErr == nil {
+			var moved []offsets.CommittedOffset
+			for _, o := range p.Positions {
+				if c, ok := committed[tp{o.Topic, o.Partition}]; !ok || c.Offset != o.Offset || c.Metadata != o.Metadata {
+					moved = append(moved, o)
+				}
+			}
+			if len(moved) > 0 {
+				res.CommitErr = b.CommitOffsetsAs(ctx, p.Principal, p.Group, p.MemberID, p.MemberEpoch, moved)
+			}
+		}
 	}
 	a, err := b.Heartbeat(ctx, p.Heartbeat)
 	if err != nil {
@@ -806,19 +879,17 @@ func (b *Broker) Poll(ctx context.Context, p Poll) (PollResult, error) {
 	for _, o := range p.Positions {
 		given[tp{o.Topic, o.Partition}] = o.Offset
 	}
-	committed := map[tp]int64{}
-	cos, err := b.CommittedOffsets(ctx, p.Group, "")
-	if err != nil {
-		return res, err
-	}
-	for _, o := range cos {
-		committed[tp{o.Topic, o.Partition}] = o.Offset
-	}
 	var reqs []FetchRequest
 	for _, x := range toTPs(a.Assignment) {
 		off, ok := given[x]
 		if !ok {
-			off, ok = committed[x]
+			if err := readCommitted(); err != nil {
+				return res, err
+			}
+			var c offsets.CommittedOffset
+			if c, ok = committed[x]; ok {
+				off = c.Offset
+			}
 		}
 		if !ok {
 			off = -1 // resolve by the reset policy below

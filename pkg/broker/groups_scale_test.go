@@ -16,6 +16,8 @@ import (
 	"github.com/streambed/streambed/pkg/offsets"
 	"github.com/streambed/streambed/pkg/offsets/bolttable"
 	"github.com/streambed/streambed/pkg/offsets/dynamotable"
+	"github.com/streambed/streambed/pkg/offsets/memtable"
+	"github.com/streambed/streambed/pkg/segments"
 	"github.com/streambed/streambed/pkg/segments/membucket"
 )
 
@@ -121,10 +123,99 @@ func groupAtScale(t *testing.T, inner offsets.Table, members int, partitions int
 	calls := float64((after.Get+after.Query+after.Write)-(before.Get+before.Query+before.Write)) / float64(members)
 	t.Logf("steady heartbeat: %.2f metadata calls, %.2f items read, %.2f written", calls,
 		float64(after.ItemsRead-before.ItemsRead)/float64(members), float64(after.WriteOps-before.WriteOps)/float64(members))
-	// Three per heartbeat (its reads of the meta and its member item, and
-	// its write), plus, amortized over the group, a scan for expired
-	// members at most every 30 s.
-	if calls > 3.5 {
-		t.Fatalf("a steady heartbeat makes %.2f metadata calls, want at most 3 and upkeep", calls)
+	// One per heartbeat (its read of the meta and its member item; the
+	// renewal write comes once a quarter of the session has passed), plus,
+	// amortized over the group, a scan for expired members at most every
+	// 30 s.
+	if calls > 1.5 {
+		t.Fatalf("a steady heartbeat makes %.2f metadata calls, want 1 and upkeep", calls)
+	}
+}
+
+// TestPollOverAThousandPartitions: a member that owns 1,000 partitions
+// polls with the positions of its previous poll, as the SDK does. An idle
+// poll reads the group (one call) and the partitions' heads (ten calls of
+// 100), and writes nothing; a poll after appends to a few partitions
+// reads their new records through the heads' tail entries, and commits
+// the positions that moved.
+func TestPollOverAThousandPartitions(t *testing.T) {
+	table := faults.WrapTable(memtable.New(), nil)
+	store := offsets.New(table)
+	bucket := membucket.New()
+	b := New(store, bucket, Config{})
+	producer := New(store, bucket, Config{}) // another process: nothing reaches b's caches
+	ctx := context.Background()
+	if _, err := b.CreateTopic(ctx, "wide", 1000, offsets.DefaultTopicConfig()); err != nil {
+		t.Fatal(err)
+	}
+	p := Poll{Heartbeat: Heartbeat{Group: "g", MemberID: "m-1", Topics: []string{"wide"}}, AutoOffsetReset: "earliest"}
+	committed := map[tp]int64{}
+	poll := func() PollResult {
+		t.Helper()
+		p.NoCommit = true
+		for _, o := range p.Positions {
+			if c, ok := committed[tp{o.Topic, o.Partition}]; !ok || c != o.Offset {
+				p.NoCommit = false // as the SDK: commit only when a position moved
+			}
+		}
+		res, err := b.Poll(ctx, p)
+		if err != nil || res.CommitErr != nil {
+			t.Fatalf("poll: %v %v", err, res.CommitErr)
+		}
+		if !p.NoCommit {
+			for _, o := range p.Positions {
+				committed[tp{o.Topic, o.Partition}] = o.Offset
+			}
+		}
+		p.MemberEpoch, p.Owned, p.Positions = res.MemberEpoch, res.Assignment, res.Positions
+		return res
+	}
+	for range 20 {
+		if res := poll(); len(toTPs(res.Assignment)) == 1000 && len(res.Positions) == 1000 {
+			break
+		}
+	}
+	if n := len(toTPs(p.Owned)); n != 1000 {
+		t.Fatalf("the member owns %d partitions", n)
+	}
+	poll() // commits the first positions
+	calls := func() int64 { c := table.Counts(); return c.Get + c.Query + c.Write }
+
+	const polls = 20
+	before := calls()
+	for range polls {
+		if res := poll(); len(res.Records) != 0 {
+			t.Fatal("records from an idle topic")
+		}
+	}
+	idle := float64(calls()-before) / polls
+	t.Logf("idle poll over 1,000 partitions: %.1f metadata calls", idle)
+	if idle > 11 {
+		t.Fatalf("an idle poll makes %.1f metadata calls, want at most 11", idle)
+	}
+
+	var busy []float64
+	for _, k := range []int{1, 10} {
+		var total int64
+		for round := range polls {
+			for j := range k {
+				part := int32((round*k + j) * 37 % 1000)
+				if _, err := producer.ProducePartition(ctx, "wide", part, PartitionProduce{Records: []segments.Record{{Timestamp: NoTimestamp, Value: []byte("x")}}, ExpectedOffset: -1}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := calls()
+			if res := poll(); len(res.Records) != k {
+				t.Fatalf("poll after %d appends: %d records", k, len(res.Records))
+			}
+			total += calls() - before
+		}
+		busy = append(busy, float64(total)/polls)
+		t.Logf("poll returning records of %d partitions (committing the previous): %.1f metadata calls", k, busy[len(busy)-1])
+	}
+	// The poll after records arrived also commits the positions that moved
+	// (a read of the committed offsets, the member and a write).
+	if busy[0] > 14 || busy[1] > 14 {
+		t.Fatalf("busy polls make %.1f and %.1f metadata calls, want at most 14", busy[0], busy[1])
 	}
 }

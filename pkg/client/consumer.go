@@ -32,6 +32,10 @@ type Consumer struct {
 	assigned  []TopicPartition // what this member consumes now
 	pending   []TopicPartition // a newer assignment from a background heartbeat
 	positions map[TopicPartition]int64
+	// committed is what this consumer last committed successfully: a
+	// Poll whose positions all match it commits nothing, so an idle
+	// member's polls write nothing.
+	committed map[TopicPartition]int64
 	lastCall  time.Time
 	closed    bool
 	stop      chan struct{}
@@ -157,7 +161,7 @@ func (c *Client) NewConsumer(group string, topics []string, opts ...ConsumerOpti
 		_, _ = rand.Read(b[:])
 		id = "go-" + hex.EncodeToString(b[:])
 	}
-	cs := &Consumer{c: c, group: group, topics: slices.Clone(topics), cfg: cfg, memberID: id, positions: map[TopicPartition]int64{}, stop: make(chan struct{}), hbDone: make(chan struct{})}
+	cs := &Consumer{c: c, group: group, topics: slices.Clone(topics), cfg: cfg, memberID: id, positions: map[TopicPartition]int64{}, committed: map[TopicPartition]int64{}, stop: make(chan struct{}), hbDone: make(chan struct{})}
 	go cs.heartbeatLoop()
 	return cs, nil
 }
@@ -274,15 +278,19 @@ func (cs *Consumer) Poll(ctx context.Context) ([]Record, error) {
 	if cs.epoch > 0 {
 		req.Owned = fromTPs(next)
 	}
-	commit := cs.cfg.autoCommit
-	req.Commit = &commit
+	changed := false
 	for tp, off := range cs.positions {
 		// Positions of every owned partition, revoked ones included: they are
 		// committed before the member releases them.
 		if slices.Contains(cs.assigned, tp) || slices.Contains(next, tp) {
 			req.Offsets = append(req.Offsets, api.OffsetCommit{Topic: tp.Topic, Partition: tp.Partition, Offset: off})
+			if c, ok := cs.committed[tp]; !ok || c != off {
+				changed = true
+			}
 		}
 	}
+	commit := cs.cfg.autoCommit && changed
+	req.Commit = &commit
 	wait := cs.cfg.wait.Milliseconds()
 	req.WaitMs = &wait
 	cs.lastCall = time.Now()
@@ -297,12 +305,18 @@ func (cs *Consumer) Poll(ctx context.Context) ([]Record, error) {
 		return nil, err
 	}
 	cs.mu.Lock()
+	if commit && resp.CommitError == nil {
+		for _, o := range req.Offsets {
+			cs.committed[TopicPartition{o.Topic, o.Partition}] = o.Offset
+		}
+	}
 	after := toTPs(resp.Assignment)
 	cs.epoch = resp.MemberEpoch
 	cs.interval = time.Duration(resp.HeartbeatIntervalMs) * time.Millisecond
 	cs.assigned = after
 	for _, tp := range minus(before, after) {
 		delete(cs.positions, tp)
+		delete(cs.committed, tp)
 	}
 	for _, o := range resp.Offsets {
 		cs.positions[TopicPartition{o.Topic, o.Partition}] = o.Offset
@@ -342,6 +356,7 @@ func (cs *Consumer) rejoin(ctx context.Context) {
 	lost := cs.assigned
 	cs.epoch, cs.assigned, cs.pending = 0, nil, nil
 	clear(cs.positions)
+	clear(cs.committed)
 	cs.mu.Unlock()
 	if len(lost) > 0 && cs.cfg.onRevoked != nil {
 		cs.cfg.onRevoked(ctx, lost)
@@ -361,16 +376,24 @@ func (cs *Consumer) Commit(ctx context.Context) error {
 		}
 		return int(a.Partition - b.Partition)
 	}) {
-		if slices.Contains(cs.assigned, tp) {
+		if c, ok := cs.committed[tp]; slices.Contains(cs.assigned, tp) && (!ok || c != cs.positions[tp]) {
 			offs = append(offs, api.OffsetCommit{Topic: tp.Topic, Partition: tp.Partition, Offset: cs.positions[tp]})
 		}
 	}
 	req := api.CommitRequest{MemberID: cs.memberID, MemberEpoch: cs.epoch, Offsets: offs}
 	cs.mu.Unlock()
 	if len(offs) == 0 {
-		return nil
+		return nil // nothing moved since the last commit
 	}
-	return cs.c.do(ctx, call{method: "POST", path: "/v1/groups/" + esc(cs.group) + "/offsets", body: req, idempotent: true}, nil)
+	if err := cs.c.do(ctx, call{method: "POST", path: "/v1/groups/" + esc(cs.group) + "/offsets", body: req, idempotent: true}, nil); err != nil {
+		return err
+	}
+	cs.mu.Lock()
+	for _, o := range offs {
+		cs.committed[TopicPartition{o.Topic, o.Partition}] = o.Offset
+	}
+	cs.mu.Unlock()
+	return nil
 }
 
 // heartbeatLoop keeps the session alive while the application is busy

@@ -121,11 +121,22 @@ type Head struct {
 	// (0 if it never grew): commits of records partitioned by key with a
 	// smaller count are refused (ErrStalePartitionCount).
 	Partitions int32 `json:"parts,omitempty"`
+	// Tail is the index entry of the last append, so a reader that reads
+	// the head (every fetch does) finds the newest records without
+	// querying the index. It may since have been merged away: readers
+	// trust it for half the GC grace period after it was created, while
+	// its object is certainly still stored.
+	Tail *IndexEntry `json:"tail,omitempty"`
 }
 
 func (h *Head) validate() error {
 	if h.LogEnd < 0 || h.Bytes < 0 {
 		return fmt.Errorf("negative log end %d or bytes %d", h.LogEnd, h.Bytes)
+	}
+	if h.Tail != nil {
+		if err := h.Tail.validate(); err != nil || h.Tail.Last >= h.LogEnd {
+			return fmt.Errorf("tail entry %+v does not end within the log end %d", *h.Tail, h.LogEnd)
+		}
 	}
 	return nil
 }

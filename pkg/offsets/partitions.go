@@ -3,6 +3,7 @@ package offsets
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // PartitionState is what readers need to know about a partition.
@@ -16,6 +17,8 @@ type PartitionState struct {
 	FenceToken   string
 	Deleted      bool
 	HeadVersion  int64
+	// Tail is the entry of the last append (see Head.Tail), if any.
+	Tail *IndexEntry
 }
 
 // getMany reads any number of keys, batching by MaxWriteOps.
@@ -68,16 +71,76 @@ func (s *Store) Partitions(ctx context.Context, t Topic, parts ...int32) ([]Part
 				return nil, err
 			}
 		}
-		out[i] = PartitionState{
-			Partition: p, LogStart: c.LogStart, LogEnd: h.LogEnd, Bytes: h.Bytes - c.BytesRemoved,
-			LastAppendMs: h.LastAppendMs, MaxTimestamp: h.MaxTimestamp, FenceToken: h.FenceToken,
-			Deleted: h.Deleted, HeadVersion: out[i].HeadVersion,
-		}
-		// Retention can move the log start past the end of an idle log.
-		out[i].LogStart = min(out[i].LogStart, out[i].LogEnd)
+		out[i] = partitionState(p, h, c, out[i].HeadVersion)
 	}
 	return out, nil
 }
+
+func partitionState(p int32, h Head, c Ctl, version int64) PartitionState {
+	return PartitionState{
+		Partition: p, LogEnd: h.LogEnd, Bytes: h.Bytes - c.BytesRemoved,
+		LastAppendMs: h.LastAppendMs, MaxTimestamp: h.MaxTimestamp, FenceToken: h.FenceToken,
+		Deleted: h.Deleted, HeadVersion: version, Tail: h.Tail,
+		// Retention can move the log start past the end of an idle log.
+		LogStart: min(c.LogStart, h.LogEnd),
+	}
+}
+
+// HeadRead asks Heads for one partition's state. Without WithCtl the log
+// start is not read, and comes back as -1: readers that cache it read
+// only heads, which is what a poll over many partitions reads each time.
+type HeadRead struct {
+	TopicID   string
+	Partition int32
+	WithCtl   bool
+}
+
+// Heads returns the state of any partitions of any topics, batching every
+// key it needs (100 a call). The caller checks partitions are in range.
+func (s *Store) Heads(ctx context.Context, reads []HeadRead) ([]PartitionState, error) {
+	keys := make([]Key, 0, len(reads))
+	for _, r := range reads {
+		keys = append(keys, headKey(r.TopicID, r.Partition))
+		if r.WithCtl {
+			keys = append(keys, ctlKey(r.TopicID, r.Partition))
+		}
+	}
+	items, err := s.getMany(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PartitionState, len(reads))
+	k := 0
+	for i, r := range reads {
+		var h Head
+		var c Ctl
+		hi := items[k]
+		k++
+		if hi.Exists() {
+			if err := decode(hi, &h); err != nil {
+				return nil, err
+			}
+		}
+		if r.WithCtl {
+			if ci := items[k]; ci.Exists() {
+				if err := decode(ci, &c); err != nil {
+					return nil, err
+				}
+			}
+			k++
+		}
+		out[i] = partitionState(r.Partition, h, c, hi.Version)
+		if !r.WithCtl {
+			out[i].LogStart = -1
+			out[i].Bytes = -1
+		}
+	}
+	return out, nil
+}
+
+// GCGrace is how long an object stays stored after it lost its last
+// reference.
+func (s *Store) GCGrace() time.Duration { return s.gcGrace }
 
 // SetFenceToken sets a partition's writer fencing token (S2-style). If
 // current is non-nil it must equal the token in force, so only the current

@@ -394,6 +394,7 @@ func (c *commit) decide(a Append, byKey map[Key]Item, now time.Time) ([]Op, Appe
 		MinTs: a.MinTs, MaxTs: a.MaxTs, CreatedMs: now.UnixMilli(), Points: a.Points,
 	}
 	h.LogEnd = last + 1
+	h.Tail = &e
 	h.Bytes += a.Bytes
 	h.LastAppendMs = now.UnixMilli()
 	h.MaxTimestamp = max(h.MaxTimestamp, a.MaxTs)
