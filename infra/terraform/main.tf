@@ -54,8 +54,10 @@ locals {
   s3_actions = {
     produce = ["s3:PutObject", "s3:DeleteObject"] # upload; delete an upload nothing referenced
     consume = ["s3:GetObject"]
-    admin   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"] # compaction and fsck on demand
-    compact = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"]
+    # Compaction streams segments as multipart uploads (PutObject covers
+    # their parts; aborting a failed one is its own action).
+    admin   = ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:ListBucket"] # compaction and fsck on demand
+    compact = ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:ListBucket"]
   }
   ddb_read  = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"]
   ddb_write = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"]
