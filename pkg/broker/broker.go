@@ -60,6 +60,8 @@ type Config struct {
 	// long polls wait on are read again, to see appends made by other
 	// processes.
 	PollMin, PollMax time.Duration
+	// Flush bounds group commit (see FlushConfig).
+	Flush FlushConfig
 	// SoleWriter says no other process writes to this storage (the
 	// embedded store, which one process holds): long polls then wait for
 	// local commits only, and cost the store nothing while idle.
@@ -90,6 +92,7 @@ type Broker struct {
 	index       indexCache
 	logStarts   logStartCache
 	watch       *watchers
+	flush       flusher
 	seqs        *seqGate
 	commitMu    [256]sync.Mutex
 	draining    chan struct{}
@@ -138,6 +141,7 @@ func New(store *offsets.Store, bucket segments.Bucket, cfg Config) *Broker {
 		draining:    make(chan struct{}),
 	}
 	b.watch = newWatchers(b)
+	b.flush = flusher{b: b, cfg: cfg.Flush.withDefaults()}
 	return b
 }
 
@@ -269,15 +273,15 @@ func (b *Broker) SetFenceToken(ctx context.Context, topic string, p int32, curre
 	return b.store.SetFenceToken(ctx, t, p, current, token)
 }
 
-// lockPartitions serializes commits to the same partitions within this
+// lockKeys serializes commits to the same partitions (partKeys) within this
 // process, so concurrent requests of one server do not lose optimistic
 // races to each other (other processes are still handled by the store's
 // conditions). Stripes are locked in order, so there is no deadlock.
-func (b *Broker) lockPartitions(topicID string, parts []int32) func() {
-	stripes := make([]int, 0, len(parts))
-	for _, p := range parts {
+func (b *Broker) lockKeys(keys []string) func() {
+	stripes := make([]int, 0, len(keys))
+	for _, k := range keys {
 		h := fnv.New32a()
-		fmt.Fprintf(h, "%s#%d", topicID, p)
+		h.Write([]byte(k))
 		stripes = append(stripes, int(h.Sum32()%uint32(len(b.commitMu))))
 	}
 	slices.Sort(stripes)

@@ -144,19 +144,19 @@ func (f *failNth) Write(ctx context.Context, ops ...offsets.Op) error {
 	return f.Table.Write(ctx, ops...)
 }
 
-// TestIdempotencyKeyFinishesAnInterruptedRequest: a request spread over 40
+// TestIdempotencyKeyFinishesAnInterruptedRequest: a request spread over 60
 // partitions commits in two transactions; the second fails. The retry
 // answers the first transaction's partitions with their offsets and
-// commits only the rest: 40 records in all.
+// commits only the rest: 60 records in all.
 func TestIdempotencyKeyFinishesAnInterruptedRequest(t *testing.T) {
 	table := &failNth{Table: memtable.New()}
 	b := New(offsets.New(table), membucket.New(), Config{})
 	ctx := context.Background()
-	if _, err := b.CreateTopic(ctx, "wide", 40, offsets.DefaultTopicConfig()); err != nil {
+	if _, err := b.CreateTopic(ctx, "wide", 60, offsets.DefaultTopicConfig()); err != nil {
 		t.Fatal(err)
 	}
 	var recs []ProduceRecord
-	for p := range int32(40) {
+	for p := range int32(60) {
 		r := rec("", fmt.Sprint(p))
 		r.Partition = p
 		recs = append(recs, r)
@@ -172,8 +172,8 @@ func TestIdempotencyKeyFinishesAnInterruptedRequest(t *testing.T) {
 			failed++
 		}
 	}
-	if failed == 0 || failed == 40 {
-		t.Fatalf("%d of 40 records failed; the test needs a partial failure", failed)
+	if failed == 0 || failed == 60 {
+		t.Fatalf("%d of 60 records failed; the test needs a partial failure", failed)
 	}
 	again, err := b.Produce(ctx, "wide", recs, ProduceOptions{IdempotencyKey: "wide-1"})
 	if err != nil {

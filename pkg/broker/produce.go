@@ -500,54 +500,45 @@ func (b *Broker) appendObject(ctx context.Context, t offsets.Topic, batches []pa
 }
 
 func (b *Broker) appendObjectWith(ctx context.Context, t offsets.Topic, batches []partBatch, idem *offsets.Idempotent) ([]offsets.AppendResult, error) {
-	size := 0
-	for _, pb := range batches {
-		size += segments.EstimateBatchSize(pb.recs)
-	}
-	w := segments.NewObjectWriter(size)
-	appends := make([]offsets.Append, len(batches))
-	parts := make([]int32, len(batches))
-	for i, pb := range batches {
-		opt := segments.BatchOptions{Compression: b.comp, LogAppendTime: t.Config.TimestampType == "log_append"}
-		if pb.producer != nil {
-			opt.Producer = &segments.Producer{ID: pb.producer.ID, Epoch: pb.producer.Epoch, BaseSequence: pb.producer.FirstSeq}
-		}
-		if err := w.BeginSlice(t.ID, pb.partition); err != nil {
-			return nil, err
-		}
-		buf, st, err := b.codec.AppendBatch(w.Buffer(), pb.recs, opt)
-		if err != nil {
-			return nil, err
-		}
-		if err := w.EndSlice(buf, segments.SliceInfo{BaseOffset: -1, Records: int64(st.Records), LastDelta: st.Span - 1, MinTimestamp: st.MinTimestamp, MaxTimestamp: st.MaxTimestamp}); err != nil {
-			return nil, err
-		}
-		s := w.Slices()[i]
-		appends[i] = offsets.Append{
-			Partition: pb.partition, Offset: s.Offset, Length: s.Length, Records: s.Records,
-			MinTs: s.MinTimestamp, MaxTs: s.MaxTimestamp, Bytes: s.Length, Points: indexPoints(s),
-			Producer: pb.producer, ExpectedOffset: pb.expectedOffset, FenceToken: pb.fence, Partitions: pb.partitions,
-		}
-		parts[i] = pb.partition
-	}
-	obj, slices, err := w.Finish()
+	encoded, size, err := b.encodeBatches(t, batches)
 	if err != nil {
 		return nil, err
 	}
-	uploaded := b.now()
-	key, err := b.upload(ctx, obj)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNotCommitted, err)
+	req := &flushReq{t: t, batches: encoded, bytes: size, done: make(chan flushOut, 1)}
+	if idem == nil && !b.flush.cfg.Off {
+		b.flush.submit(req)
+		select {
+		case out := <-req.done:
+			return out.results, out.err
+		case <-ctx.Done():
+			if req.abandon() {
+				return nil, fmt.Errorf("%w: %w", ErrNotCommitted, ctx.Err())
+			}
+			// Its flush is committing it: the outcome is unknown.
+			return nil, ctx.Err()
+		}
 	}
-	unlock := b.lockPartitions(t.ID, parts)
-	cr, err := b.store.CommitObject(ctx, t, offsets.ObjectMeta{Key: key, Size: int64(len(obj)), Uploaded: uploaded}, appends, idem)
+	// A request of its own: an Idempotency-Key request (its commit also
+	// records the key), or group commit turned off.
+	fl, err := b.assemble(ctx, []*flushReq{req})
+	if err != nil {
+		return nil, err
+	}
+	parts := make([]string, len(encoded))
+	appends := make([]offsets.Append, len(encoded))
+	for i, eb := range encoded {
+		parts[i] = partKey(t.ID, eb.pb.partition)
+		appends[i] = appendOf(eb.pb, fl.slices[i])
+	}
+	unlock := b.lockKeys(parts)
+	cr, err := b.store.CommitObject(ctx, t, offsets.ObjectMeta{Key: fl.key, Size: int64(len(fl.obj)), Uploaded: b.now()}, appends, idem)
 	unlock()
 	if cr.Unreferenced {
 		// No write that could point at the object was sent: remove it now
 		// rather than leave it to the orphan sweep. Otherwise deletion is
 		// the reference count's and the sweep's business, duplicates
 		// included: a re-read may have seen a timed-out write only in part.
-		go b.deleteUnreferenced(key)
+		go b.deleteUnreferenced(fl.key)
 	}
 	if err != nil {
 		if cr.Unreferenced {
@@ -555,23 +546,7 @@ func (b *Broker) appendObjectWith(ctx context.Context, t offsets.Topic, batches 
 		}
 		return nil, err
 	}
-	grown := false
-	for i, r := range cr.Results {
-		grown = grown || r.Partitions > t.Partitions
-		if cr.Unreferenced && r.Err != nil && offsets.IsRetryable(r.Err) {
-			cr.Results[i].Err = fmt.Errorf("%w: %w", ErrNotCommitted, r.Err)
-		}
-		switch {
-		case r.Err == nil && !r.Duplicate:
-			b.remember(t.ID, key, obj, slices[i], appends[i], r)
-			b.watch.notify(partKey(t.ID, r.Partition))
-		case errors.Is(r.Err, offsets.ErrUnknownTopic):
-			b.forgetTopic(t.Name)
-		}
-	}
-	if grown {
-		b.forgetTopic(t.Name) // the next request reads the new partition count
-	}
+	b.settle(t, fl.key, fl.obj, encoded, cr.Results, fl.slices, fl.at[0], cr.Unreferenced)
 	return cr.Results, nil
 }
 

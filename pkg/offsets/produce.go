@@ -118,8 +118,8 @@ func (s *Store) CommitObject(ctx context.Context, t Topic, obj ObjectMeta, appen
 		switch {
 		case a.Partition < 0 || a.Partition >= t.Partitions:
 			res[i].Err = fmt.Errorf("%w: %s has partitions 0..%d, not %d", ErrUnknownPartition, t.Name, t.Partitions-1, a.Partition)
-		case seen[a.Partition]:
-			res[i].Err = invalidf("partition %d appears twice in one commit", a.Partition)
+		case seen[a.Partition] && idem != nil:
+			res[i].Err = invalidf("partition %d appears twice in one Idempotency-Key commit", a.Partition)
 		case a.Records < 1 || a.Records > math.MaxInt32 || a.Length < 0 || a.Offset < 0:
 			res[i].Err = invalidf("partition %d: %d records in %d bytes", a.Partition, a.Records, a.Length)
 		default:
@@ -172,10 +172,6 @@ type commit struct {
 	idem  *Idempotent
 }
 
-// opsPerAppend is the items one partition needs in a transaction: head,
-// index entry, producer state; plus one object-ref item per transaction.
-const opsPerAppend = 3
-
 // attempt reads the current state of the pending partitions, decides each,
 // and writes the accepted ones in as few transactions as fit. It returns
 // the appends still pending.
@@ -221,11 +217,8 @@ func (c *commit) attempt(ctx context.Context, pending []int) ([]int, error) {
 	}
 
 	now := c.s.now()
-	type accepted struct {
-		i   int
-		ops []Op
-		r   AppendResult
-	}
+	heads := map[int32]*partState{}
+	producers := map[Key]*prodState{}
 	var acc []accepted
 	var still []int
 	for _, i := range pending {
@@ -236,41 +229,64 @@ func (c *commit) attempt(ctx context.Context, pending []int) ([]int, error) {
 				continue
 			}
 		}
-		// Did an earlier, ambiguous attempt commit this partition?
+		// Did an earlier, ambiguous attempt commit this append?
 		if e, ok, err := c.landed(i, byKey); err != nil {
 			return pending, err
 		} else if ok {
 			c.res[i] = AppendResult{Partition: a.Partition, Base: e.Base, Last: e.Last, LogEnd: e.Last + 1, Partitions: c.t.Partitions}
 			continue
 		}
-		ops, r, err := c.decide(a, byKey, now)
-		if err != nil {
-			return pending, err
+		hs := heads[a.Partition]
+		if hs == nil {
+			hs = &partState{key: headKey(c.t.ID, a.Partition)}
+			if it := byKey[hs.key]; it.Exists() {
+				if err := decode(it, &hs.h); err != nil {
+					return pending, err
+				}
+				hs.version = it.Version
+			}
+			heads[a.Partition] = hs
 		}
-		if ops == nil {
+		var ps *prodState
+		if p := a.Producer; p != nil {
+			k := producerKey(c.t.ID, a.Partition, p.ID)
+			if ps = producers[k]; ps == nil {
+				ps = &prodState{key: k}
+				if it := byKey[k]; it.Exists() {
+					ps.version = it.Version
+					if it.TTL == 0 || it.TTL > now.Unix() {
+						if err := decode(it, &ps.st); err != nil {
+							return pending, err
+						}
+						ps.known = true
+					}
+				}
+				producers[k] = ps
+			}
+		}
+		ac, r, ok := c.decide(a, hs, ps, now)
+		if !ok {
 			c.res[i] = r
 			continue
 		}
-		if !slices.Contains(c.attempted[i], ops[1].Key) {
-			c.attempted[i] = append(c.attempted[i], ops[1].Key)
+		ac.i = i
+		if k := segKey(c.t.ID, a.Partition, ac.entry.Last); !slices.Contains(c.attempted[i], k) {
+			c.attempted[i] = append(c.attempted[i], k)
 		}
-		acc = append(acc, accepted{i, ops, r})
+		acc = append(acc, ac)
 	}
 	if len(acc) == 0 {
 		return nil, nil
 	}
 
-	// Group partitions into transactions; each carries the object-ref update
-	// for the entries it adds.
-	perTx := (MaxWriteOps - 2) / opsPerAppend
+	// Pack accepted appends, in order, into transactions: each writes a
+	// partition's head once (as of its last append in it), every index
+	// entry, each producer's state once, and the object-ref update.
 	refVersion := refItem.Version
 	var firstErr error
-	for start := 0; start < len(acc); start += perTx {
-		chunk := acc[start:min(start+perTx, len(acc))]
-		var w tx
-		for _, a := range chunk {
-			w.ops = append(w.ops, a.ops...)
-		}
+	for start := 0; start < len(acc); {
+		end, w, touched := c.pack(acc, start, now)
+		chunk := acc[start:end]
 		ref.Refs += int64(len(chunk))
 		if refVersion == 0 {
 			ref.Size, ref.CreatedMs = c.obj.Size, now.UnixMilli()
@@ -287,7 +303,7 @@ func (c *commit) attempt(ctx context.Context, pending []int) ([]int, error) {
 		err := c.s.t.Write(ctx, w.ops...)
 		if err != nil {
 			// This chunk is undecided (lost a race, or unknown); later chunks
-			// would condition on a ref version we no longer know. Re-read.
+			// would condition on versions we no longer know. Re-read.
 			for _, a := range acc[start:] {
 				still = append(still, a.i)
 			}
@@ -298,9 +314,13 @@ func (c *commit) attempt(ctx context.Context, pending []int) ([]int, error) {
 		if idem != nil {
 			idem.version++
 		}
+		for _, v := range touched {
+			*v++
+		}
 		for _, a := range chunk {
 			c.res[a.i] = a.r
 		}
+		start = end
 	}
 	if firstErr != nil && !retryable(firstErr) && !errors.Is(firstErr, ErrRefused) {
 		// Ambiguous (timeout, connection reset): treat as retryable, the
@@ -330,62 +350,73 @@ func (c *commit) landed(i int, byKey map[Key]Item) (IndexEntry, bool, error) {
 	return IndexEntry{}, false, nil
 }
 
-// decide validates one append against the partition's head and producer
-// state. It returns the ops to commit it, or nil ops and a final result.
-func (c *commit) decide(a Append, byKey map[Key]Item, now time.Time) ([]Op, AppendResult, error) {
-	r := AppendResult{Partition: a.Partition}
-	hk := headKey(c.t.ID, a.Partition)
-	hi := byKey[hk]
-	var h Head
-	if hi.Exists() {
-		if err := decode(hi, &h); err != nil {
-			return nil, r, err
-		}
-	}
+// partState is a partition's head as an attempt decides its appends in
+// order; version is the item's version as of the last write.
+type partState struct {
+	key     Key
+	h       Head
+	version int64
+}
+
+// prodState is an idempotent producer's state on one partition, likewise.
+type prodState struct {
+	key     Key
+	st      ProducerState
+	known   bool
+	version int64
+}
+
+// accepted is an append decided to commit: its index entry and the head
+// and producer state as of it (a later append of the same partition in
+// the same commit starts from them).
+type accepted struct {
+	i     int
+	entry IndexEntry
+	head  Head
+	hs    *partState
+	prod  ProducerState
+	ps    *prodState
+	r     AppendResult
+}
+
+// decide validates one append against its partition's head and producer
+// state, as left by the appends before it. If it commits, the states are
+// advanced and ok is true; otherwise r is its final result.
+func (c *commit) decide(a Append, hs *partState, ps *prodState, now time.Time) (ac accepted, r AppendResult, ok bool) {
+	r = AppendResult{Partition: a.Partition}
+	h := &hs.h
 	r.LogEnd = h.LogEnd
 	r.Partitions = max(h.Partitions, c.t.Partitions)
 	if a.Partitions > 0 && h.Partitions > a.Partitions {
 		r.Err = fmt.Errorf("%w: %s has %d partitions, the records were partitioned for %d", ErrStalePartitionCount, c.t.Name, h.Partitions, a.Partitions)
-		return nil, r, nil
+		return ac, r, false
 	}
 	if h.Deleted {
 		r.Err = fmt.Errorf("%w: %s (deleted)", ErrUnknownTopic, c.t.Name)
-		return nil, r, nil
+		return ac, r, false
 	}
 	if a.FenceToken != nil && *a.FenceToken != h.FenceToken {
 		r.Err = fmt.Errorf("%w: partition %d", ErrFenced, a.Partition)
-		return nil, r, nil
+		return ac, r, false
 	}
-
-	var pk Key
-	var pi Item
-	var ps ProducerState
+	var st ProducerState
 	if p := a.Producer; p != nil {
-		pk = producerKey(c.t.ID, a.Partition, p.ID)
-		pi = byKey[pk]
-		known := false
-		if pi.Exists() && (pi.TTL == 0 || pi.TTL > now.Unix()) {
-			if err := decode(pi, &ps); err != nil {
-				return nil, r, err
-			}
-			known = true
-		}
 		lastSeq := seqAdd(p.FirstSeq, a.Records-1)
 		var dup *ProducerBatch
 		var err error
-		ps, dup, err = checkSequence(ps, known, p, lastSeq, a.Partition)
+		st, dup, err = checkSequence(ps.st, ps.known, p, lastSeq, a.Partition)
 		if err != nil {
 			r.Err = err
-			return nil, r, nil
+			return ac, r, false
 		}
 		if dup != nil {
 			r.Base, r.Last, r.Duplicate = dup.Base, dup.Last, true
-			return nil, r, nil
+			return ac, r, false
 		}
 	}
 	if a.ExpectedOffset >= 0 && a.ExpectedOffset != h.LogEnd {
 		r.Err = &OffsetMismatchError{Expected: a.ExpectedOffset, LogEnd: h.LogEnd}
-		return nil, r, nil
+		return ac, r, false
 	}
 
 	base, last := h.LogEnd, h.LogEnd+a.Records-1
@@ -398,19 +429,70 @@ func (c *commit) decide(a Append, byKey map[Key]Item, now time.Time) ([]Op, Appe
 	h.Bytes += a.Bytes
 	h.LastAppendMs = now.UnixMilli()
 	h.MaxTimestamp = max(h.MaxTimestamp, a.MaxTs)
-	var w tx
-	w.put(hk, hi.Version, &h)
-	w.put(segKey(c.t.ID, a.Partition, last), 0, &e)
+	ac = accepted{entry: e, head: *h, hs: hs}
 	if p := a.Producer; p != nil {
-		ps.Batches = append(ps.Batches, ProducerBatch{FirstSeq: p.FirstSeq, LastSeq: ps.LastSeq, Base: base, Last: last})
-		if len(ps.Batches) > MaxProducerBatches {
-			ps.Batches = ps.Batches[len(ps.Batches)-MaxProducerBatches:]
+		st.Batches = append(slices.Clone(st.Batches), ProducerBatch{FirstSeq: p.FirstSeq, LastSeq: st.LastSeq, Base: base, Last: last})
+		if len(st.Batches) > MaxProducerBatches {
+			st.Batches = st.Batches[len(st.Batches)-MaxProducerBatches:]
 		}
-		ps.UpdatedMs = now.UnixMilli()
-		w.putTTL(pk, pi.Version, &ps, now.Add(c.s.producerTTL).Unix())
+		st.UpdatedMs = now.UnixMilli()
+		ps.st, ps.known = st, true
+		ac.prod, ac.ps = st, ps
 	}
 	r.Base, r.Last, r.LogEnd = base, last, last+1
-	return w.ops, r, nil
+	ac.r = r
+	return ac, r, true
+}
+
+// pack builds the transaction of acc[start:end], as many appends as fit
+// beside the object-ref and idempotency items. It returns end, the write,
+// and the versions to advance once it succeeds.
+func (c *commit) pack(acc []accepted, start int, now time.Time) (int, tx, []*int64) {
+	const room = MaxWriteOps - 2
+	lastHead := map[*partState]*Head{}
+	lastProd := map[*prodState]*ProducerState{}
+	var hsOrder []*partState
+	var psOrder []*prodState
+	var segs tx
+	end := start
+	for ; end < len(acc); end++ {
+		a := &acc[end]
+		need := 1
+		if _, ok := lastHead[a.hs]; !ok {
+			need++
+		}
+		if a.ps != nil {
+			if _, ok := lastProd[a.ps]; !ok {
+				need++
+			}
+		}
+		if len(segs.ops)+len(hsOrder)+len(psOrder)+need > room && end > start {
+			break
+		}
+		if _, ok := lastHead[a.hs]; !ok {
+			hsOrder = append(hsOrder, a.hs)
+		}
+		lastHead[a.hs] = &a.head
+		if a.ps != nil {
+			if _, ok := lastProd[a.ps]; !ok {
+				psOrder = append(psOrder, a.ps)
+			}
+			lastProd[a.ps] = &a.prod
+		}
+		segs.put(segKey(c.t.ID, a.r.Partition, a.entry.Last), 0, &a.entry)
+	}
+	var w tx
+	var touched []*int64
+	for _, hs := range hsOrder {
+		w.put(hs.key, hs.version, lastHead[hs])
+		touched = append(touched, &hs.version)
+	}
+	w.ops = append(w.ops, segs.ops...)
+	for _, ps := range psOrder {
+		w.putTTL(ps.key, ps.version, lastProd[ps], now.Add(c.s.producerTTL).Unix())
+		touched = append(touched, &ps.version)
+	}
+	return end, w, touched
 }
 
 // checkSequence applies KIP-98's rules to a batch and returns the updated

@@ -92,11 +92,70 @@ var produceCases = map[string]func(*testing.T, *env){
 		tp := createTopic(t, e, "mixed", 2)
 		res, err := e.store.Commit(e.ctx, tp, offsets.ObjectMeta{Key: objectKey(), Size: 10}, []offsets.Append{app(0, 1), app(7, 1), app(1, 0), app(0, 1)})
 		must(t, err)
-		if res[0].Err != nil || !errors.Is(res[1].Err, offsets.ErrUnknownPartition) || !errors.Is(res[2].Err, offsets.ErrInvalid) || !errors.Is(res[3].Err, offsets.ErrInvalid) {
+		if res[0].Err != nil || !errors.Is(res[1].Err, offsets.ErrUnknownPartition) || !errors.Is(res[2].Err, offsets.ErrInvalid) || res[3].Err != nil || res[3].Base != 1 {
 			t.Fatalf("results %+v", res)
 		}
-		if logEnd(t, e, tp, 0) != 1 || logEnd(t, e, tp, 1) != 0 {
+		if logEnd(t, e, tp, 0) != 2 || logEnd(t, e, tp, 1) != 0 {
 			t.Fatal("bad appends changed the log")
+		}
+	},
+	// ManyAppendsToOnePartition: appends of several requests (a group
+	// commit) to one partition land in order, contiguous, each deciding on
+	// the state the ones before it left: expected offsets and producer
+	// sequences chain, and one that fails fails alone. More than one
+	// transaction holds split across transactions.
+	"ManyAppendsToOnePartition": func(t *testing.T, e *env) {
+		tp := createTopic(t, e, "group", 2)
+		var apps []offsets.Append
+		for i := range 150 {
+			a := app(int32(i%2), 2)
+			a.Offset = int64(1000 * i)
+			switch {
+			case i == 4:
+				a.ExpectedOffset = 4 // partition 0 after appends 0 and 2
+			case i == 6:
+				a.ExpectedOffset = 5 // wrong: 6
+			case i == 8 || i == 10:
+				a.Producer = &offsets.ProducerID{ID: 9, FirstSeq: int32(i-8) / 2 * 2}
+			case i == 12:
+				a.Producer = &offsets.ProducerID{ID: 9, FirstSeq: 9} // out of order
+			}
+			apps = append(apps, a)
+		}
+		res, err := e.store.Commit(e.ctx, tp, offsets.ObjectMeta{Key: objectKey(), Size: 1000 * 150}, apps)
+		must(t, err)
+		next := [2]int64{}
+		for i, r := range res {
+			p := i % 2
+			switch i {
+			case 6:
+				var om *offsets.OffsetMismatchError
+				if !errors.As(r.Err, &om) || om.LogEnd != next[p] {
+					t.Fatalf("append %d: %+v", i, r)
+				}
+				continue
+			case 12:
+				wantErr(t, r.Err, offsets.ErrOutOfOrderSequence)
+				continue
+			}
+			if r.Err != nil || r.Base != next[p] || r.Last != next[p]+1 {
+				t.Fatalf("append %d to partition %d: %+v, want base %d", i, p, r, next[p])
+			}
+			next[p] += 2
+		}
+		if logEnd(t, e, tp, 0) != next[0] || logEnd(t, e, tp, 1) != next[1] {
+			t.Fatal("log ends differ from the appends")
+		}
+		// Each append has its own index entry, in order.
+		entries, _, err := e.store.Index(e.ctx, tp.ID, 0, 0, 0)
+		must(t, err)
+		if int64(len(entries)) != next[0]/2 {
+			t.Fatalf("%d index entries for %d appends", len(entries), next[0]/2)
+		}
+		// The producer's retry is answered from its state as a duplicate.
+		r := commitOne(t, e, tp, offsets.Append{Partition: 0, Records: 2, Length: 200, Bytes: 200, ExpectedOffset: -1, Producer: &offsets.ProducerID{ID: 9, FirstSeq: 2}})
+		if !r.Duplicate || r.Base != res[10].Base {
+			t.Fatalf("retry of the second producer batch: %+v, want base %d", r, res[10].Base)
 		}
 	},
 	"IdempotentDuplicates": func(t *testing.T, e *env) {
