@@ -10,7 +10,7 @@ FUZZTIME ?= 10s
 TESTFLAGS ?= -race -count=1 -timeout 30m -p 2
 ALONE := ^TestProduceRunsAreSteady$$
 
-.PHONY: chaos chaos-in-stack run build test test-in-stack test-unit localstack-up localstack-down fuzz bench vet fmt lambda tf-check tf-validate
+.PHONY: chaos chaos-in-stack run build test test-in-stack test-unit localstack-up localstack-down fuzz bench bench-peers bench-peers-in-stack vet fmt lambda tf-check tf-validate
 
 ## run: start the broker on the embedded default (./data) at http://localhost:8080
 run:
@@ -34,6 +34,8 @@ test-in-stack: vet tf-validate
 	# Tests that compare runs' durations with each other: alone and without
 	# the race detector, so neighbours and instrumentation do not skew them.
 	$(GO) test -count=1 -timeout 10m -run '$(ALONE)' ./cmd/streambed/
+	# The peer benchmark is its own module (NATS stays out of Streambed's dependencies).
+	cd bench/peers && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
 
 ## test-unit: only tests that need no services (integration tests skip loudly)
 test-unit:
@@ -41,6 +43,7 @@ test-unit:
 
 vet:
 	$(GO) vet ./...
+	cd bench/peers && $(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
@@ -66,6 +69,14 @@ chaos:
 
 chaos-in-stack:
 	STREAMBED_CHAOS=long $(GO) test -count=1 -timeout 60m -v -run 'TestConsistencyUnderFaults' ./internal/chaos/
+
+## bench-peers: produce requests on the embedded store beside NATS JetStream and the raw disk, then on MinIO + moto beside raw PUTs
+bench-peers:
+	cd bench/peers && $(GO) run . -duration 5s
+	@./localstack/with-stack.sh $(MAKE) --no-print-directory bench-peers-in-stack
+
+bench-peers-in-stack:
+	cd bench/peers && $(GO) run . -s3 -duration 10s -large-clients 8
 
 ## bench: Go benchmarks of the format and stores, then an end-to-end streambed bench with the storage baseline
 bench:

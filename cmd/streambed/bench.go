@@ -5,17 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/streambed/streambed/internal/backend"
 	"github.com/streambed/streambed/internal/bench"
-	"github.com/streambed/streambed/internal/faults"
 	"github.com/streambed/streambed/pkg/broker"
-	"github.com/streambed/streambed/pkg/httpapi"
-	"github.com/streambed/streambed/pkg/offsets"
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -32,6 +28,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	baseline := fs.Bool("baseline", false, "also measure the raw storage with the same object size")
 	prices := fs.String("prices", "", "price table (JSON like internal/bench/prices.json; default: the built-in one)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	requestRecords := fs.Int("request-records", 0, "instead of SDK producers, --producers plain HTTP clients each posting requests of this many records and waiting for each answer (the load of HTTP users and Kafka clients)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (broker and load together) to this file")
 	cfgBE := backendFlags(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
@@ -65,18 +63,35 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		defer be.Close()
-		cfg.Bucket, cfg.Table = faults.WrapBucket(be.Bucket, nil), faults.WrapTable(be.Table, nil)
-		b := broker.New(offsets.New(cfg.Table), cfg.Bucket, broker.Config{})
-		defer b.Drain()
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		srv, err := bench.Serve(be, broker.Config{})
 		if err != nil {
 			return err
 		}
-		hs := &http.Server{Handler: httpapi.New(b, httpapi.Options{}).Handler(), ReadHeaderTimeout: 10 * time.Second}
-		go hs.Serve(ln)
-		defer hs.Close()
-		cfg.URL = "http://" + ln.Addr().String()
+		defer srv.Close()
+		cfg.URL, cfg.Bucket, cfg.Table = srv.URL, srv.Bucket, srv.Table
 		fmt.Fprintf(stderr, "serving %s + %s in this process at %s\n", be.Objects, be.Metadata, cfg.URL)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *requestRecords > 0 {
+		res, err := bench.RunRequests(ctx, bench.RequestsConfig{URL: cfg.URL, Partitions: cfg.Partitions, Clients: *producers, Records: *requestRecords,
+			RecordBytes: *recordBytes, Duration: *duration, Bucket: cfg.Bucket, Table: cfg.Table})
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(stdout, res)
+		}
+		return res.WriteText(stdout)
 	}
 	res, err := bench.Run(ctx, cfg)
 	if err != nil {

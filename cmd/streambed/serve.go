@@ -48,6 +48,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxStreams := fs.Int("max-streams", 1000, "SSE streams this server keeps open at most (429 beyond; each principal also has the policy's limit, default 100)")
 	maxInflight := fs.String("max-inflight-bytes", "128MiB", "request body bytes this server holds at once (a request that does not fit waits up to 2 s, then 429)")
 	minBodyRate := fs.String("min-body-rate", "16KiB", "slowest a request body may arrive, per second after 5 s (408 below it)")
+	groupCommit := fs.Bool("group-commit", true, "write concurrent produce requests as one object and one commit (false: each request its own)")
+	flushBytes := fs.String("flush-max-bytes", "8MiB", "largest object one group-commit flush writes")
+	flushDelay := fs.Duration("flush-delay", 20*time.Millisecond, "longest a flush waits for clients the previous flush answered (it waits at most a quarter of that flush's time; a lone request never waits)")
 	memLimit := fs.String("memory-limit", "", "soft memory limit of the process (GOMEMLIMIT; default: 4x --max-inflight-bytes + 256 MiB), so memory a burst used is given back")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -93,7 +96,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	store := offsets.New(be.Table, offsets.WithLogger(log))
 	// The embedded store is held by this process alone: long polls need not
 	// re-read heads for other writers.
-	b := broker.New(store, be.Bucket, broker.Config{Compression: &comp, Logger: log, SoleWriter: be.Metadata == "bolt"})
+	fb, err := parseBytes(*flushBytes)
+	if err != nil || fb < 1 {
+		return fmt.Errorf("--flush-max-bytes %q: want a size such as 8MiB", *flushBytes)
+	}
+	flush := broker.FlushConfig{Off: !*groupCommit, MaxBytes: int(fb), Delay: *flushDelay}
+	if *flushDelay == 0 {
+		flush.Delay = -1 // never wait
+	}
+	b := broker.New(store, be.Bucket, broker.Config{Compression: &comp, Logger: log, SoleWriter: be.Metadata == "bolt", Flush: flush})
 	comp2 := compactor.New(store, be.Bucket, compactor.Config{Budget: *compactBudget, KeyCompactMemory: *compactMemoryMB << 20, Logger: log})
 	if *authFile == "" && !isLoopback(*addr) {
 		if !*insecure {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/streambed/streambed/pkg/offsets"
@@ -43,35 +42,8 @@ func RunBaseline(ctx context.Context, bucket segments.Bucket, table offsets.Tabl
 	var keys []string
 	var kmu sync.Mutex
 	measure := func(op func(w, i int) error) ([]int64, float64, error) {
-		var lat []int64
-		var mu sync.Mutex
-		var n atomic.Int64
-		var firstErr error
-		var wg sync.WaitGroup
-		start := time.Now()
-		for w := range concurrency {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				var local []int64
-				for i := 0; time.Since(start) < d && ctx.Err() == nil; i++ {
-					t0 := time.Now()
-					if err := op(w, i); err != nil {
-						mu.Lock()
-						firstErr = err
-						mu.Unlock()
-						return
-					}
-					local = append(local, time.Since(t0).Nanoseconds())
-					n.Add(1)
-				}
-				mu.Lock()
-				lat = append(lat, local...)
-				mu.Unlock()
-			}()
-		}
-		wg.Wait()
-		return lat, float64(n.Load()) / time.Since(start).Seconds(), firstErr
+		r := timed(ctx, concurrency, d, op, true)
+		return r.lat, float64(r.ok) / r.elapsed.Seconds(), r.err
 	}
 	lat, rate, err := measure(func(w, i int) error {
 		k := fmt.Sprintf("%s/%d-%d", prefix, w, i)
@@ -137,4 +109,57 @@ func (r *Result) CompareWith(b *Baseline) {
 		o.ThroughputOverRawPut = r.ProduceMBps / b.PutMBps
 	}
 	r.Overhead = o
+}
+
+// timedRun is what timed measured.
+type timedRun struct {
+	lat     []int64 // nanoseconds of each successful op
+	ok      int64
+	failed  int64
+	err     error // the first failure
+	elapsed time.Duration
+}
+
+// timed runs op in workers goroutines for d (op gets the worker and its
+// iteration). A worker stops at its first error when stop is set, and
+// carries on counting failures otherwise.
+func timed(ctx context.Context, workers int, d time.Duration, op func(w, i int) error, stop bool) timedRun {
+	var (
+		mu  sync.Mutex
+		out timedRun
+		wg  sync.WaitGroup
+	)
+	start := time.Now()
+	for w := range workers {
+		wg.Go(func() {
+			var local []int64
+			var failed int64
+			var first error
+			for i := 0; time.Since(start) < d && ctx.Err() == nil; i++ {
+				t0 := time.Now()
+				if err := op(w, i); err != nil {
+					failed++
+					if first == nil {
+						first = err
+					}
+					if stop {
+						break
+					}
+					continue
+				}
+				local = append(local, time.Since(t0).Nanoseconds())
+			}
+			mu.Lock()
+			out.lat = append(out.lat, local...)
+			out.ok += int64(len(local))
+			out.failed += failed
+			if out.err == nil {
+				out.err = first
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	out.elapsed = time.Since(start)
+	return out
 }

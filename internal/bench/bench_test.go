@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,3 +109,30 @@ func TestRunSmall(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestRunRequestsSmall: a short request load on an in-process broker
+// counts its requests, objects and commits.
+func TestRunRequestsSmall(t *testing.T) {
+	bucket, table := faults.WrapBucket(membucket.New(), nil), faults.WrapTable(memtable.New(), nil)
+	b := broker.New(offsets.New(table), bucket, broker.Config{})
+	srv := httptest.NewServer(httpapi.New(b, httpapi.Options{}).Handler())
+	defer srv.Close()
+	defer b.Drain()
+	res, err := RunRequests(context.Background(), RequestsConfig{URL: srv.URL, Partitions: 2, Clients: 4, Records: 3, RecordBytes: 50, Duration: 300 * time.Millisecond, Bucket: bucket, Table: table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests == 0 || res.Failed != 0 || res.RecordsPerSec <= 0 || res.Latency.P50 <= 0 {
+		t.Fatalf("%+v", res)
+	}
+	if res.Objects == 0 || res.Objects > res.Requests || res.ObjectBytes <= 0 || res.ObjectsPer1000 > 1000 {
+		t.Fatalf("objects %d (%.0f bytes each) for %d requests", res.Objects, res.ObjectBytes, res.Requests)
+	}
+	var text strings.Builder
+	if err := res.WriteText(&text); err != nil || !strings.Contains(text.String(), "4 clients, 3 records per request") {
+		t.Fatalf("%q %v", text.String(), err)
+	}
+	if _, err := RunRequests(context.Background(), RequestsConfig{URL: srv.URL, Clients: 0}); err == nil {
+		t.Fatal("zero clients accepted")
+	}
+}

@@ -142,6 +142,8 @@ func New(store *offsets.Store, bucket segments.Bucket, cfg Config) *Broker {
 	}
 	b.watch = newWatchers(b)
 	b.flush = flusher{b: b, cfg: cfg.Flush.withDefaults()}
+	b.flush.slots = make(chan struct{}, b.flush.cfg.MaxInFlight)
+	b.flush.arrived = make(chan struct{}, 1)
 	return b
 }
 

@@ -35,11 +35,18 @@ func (s *slowBucket) Put(ctx context.Context, key string, body []byte) error {
 // share a few objects and commits; each request's records stay contiguous,
 // every offset is used once, and requests that fail their own conditions
 // (an expected offset, a fencing token, a producer sequence) fail alone.
+// Serial flushes, and three in flight at once.
 func TestGroupCommitSharesFlushes(t *testing.T) {
+	for _, inflight := range []int{1, 3} {
+		t.Run(fmt.Sprintf("in-flight=%d", inflight), func(t *testing.T) { testSharedFlushes(t, inflight) })
+	}
+}
+
+func testSharedFlushes(t *testing.T, inflight int) {
 	ctx := context.Background()
 	table := faults.WrapTable(memtable.New(), nil)
 	bucket := faults.WrapBucket(&slowBucket{Bucket: membucket.New(), delay: 20 * time.Millisecond}, nil)
-	b := New(offsets.New(table), bucket, Config{})
+	b := New(offsets.New(table), bucket, Config{Flush: FlushConfig{MaxInFlight: inflight}})
 	if _, err := b.CreateTopic(ctx, "g", 1, offsets.DefaultTopicConfig()); err != nil {
 		t.Fatal(err)
 	}
@@ -182,5 +189,32 @@ func TestGroupCommitOff(t *testing.T) {
 	wg.Wait()
 	if puts := bucket.Counts().Put; puts != 8 {
 		t.Fatalf("%d objects for 8 requests with group commit off", puts)
+	}
+}
+
+// TestLoneRequestsDoNotWait: a flush waits for clients the previous one
+// answered only while it expects them; one client sending requests one
+// after another never waits out the delay.
+func TestLoneRequestsDoNotWait(t *testing.T) {
+	ctx := context.Background()
+	bucket := &slowBucket{Bucket: membucket.New(), delay: 400 * time.Millisecond}
+	b := New(offsets.New(memtable.New()), bucket, Config{Flush: FlushConfig{Delay: 10 * time.Second}})
+	if _, err := b.CreateTopic(ctx, "lone", 1, offsets.DefaultTopicConfig()); err != nil {
+		t.Fatal(err)
+	}
+	// Uploads take 400 ms, so a flush could wait up to 100 ms for the
+	// client it answered; this one thinks for 150 ms between requests.
+	for i := range 5 {
+		start := time.Now()
+		if _, err := b.ProducePartition(ctx, "lone", 0, PartitionProduce{Records: []segments.Record{{Timestamp: NoTimestamp, Value: []byte("x")}}, ExpectedOffset: -1}); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took > 480*time.Millisecond {
+			t.Fatalf("request %d took %s, a 400 ms upload and a wait for requests that were not coming", i, took)
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+	if st := b.FlushStats(); st.Flushes != 5 {
+		t.Fatalf("%d flushes for 5 lone requests", st.Flushes)
 	}
 }

@@ -524,30 +524,8 @@ func (b *Broker) appendObjectWith(ctx context.Context, t offsets.Topic, batches 
 	if err != nil {
 		return nil, err
 	}
-	parts := make([]string, len(encoded))
-	appends := make([]offsets.Append, len(encoded))
-	for i, eb := range encoded {
-		parts[i] = partKey(t.ID, eb.pb.partition)
-		appends[i] = appendOf(eb.pb, fl.slices[i])
-	}
-	unlock := b.lockKeys(parts)
-	cr, err := b.store.CommitObject(ctx, t, offsets.ObjectMeta{Key: fl.key, Size: int64(len(fl.obj)), Uploaded: b.now()}, appends, idem)
-	unlock()
-	if cr.Unreferenced {
-		// No write that could point at the object was sent: remove it now
-		// rather than leave it to the orphan sweep. Otherwise deletion is
-		// the reference count's and the sweep's business, duplicates
-		// included: a re-read may have seen a timed-out write only in part.
-		go b.deleteUnreferenced(fl.key)
-	}
-	if err != nil {
-		if cr.Unreferenced {
-			err = fmt.Errorf("%w: %w", ErrNotCommitted, err)
-		}
-		return nil, err
-	}
-	b.settle(t, fl.key, fl.obj, encoded, cr.Results, fl.slices, fl.at[0], cr.Unreferenced)
-	return cr.Results, nil
+	results, errs, _, _ := b.commitFlush(ctx, fl, idem)
+	return results[0], errs[0]
 }
 
 // remember puts a slice this broker just committed into its caches (its

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestEverySystemRuns: each peer runs a short load and reports a rate; the
+// table has a row per measurement.
+func TestEverySystemRuns(t *testing.T) {
+	var out, log bytes.Buffer
+	err := run(context.Background(), []string{"-duration", "300ms", "-small-clients", "2", "-large-clients", "1", "-record-bytes", "100"}, &out, &log)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	rows := strings.Count(out.String(), "\n| ") // header separator excluded
+	for _, name := range []string{"streambed (embedded)", "jetstream (fsync always)", "jetstream (default)", "disk (append + fdatasync)"} {
+		if !strings.Contains(out.String(), "| "+name+" |") {
+			t.Errorf("no row for %s:\n%s", name, out.String())
+		}
+	}
+	if rows != 8 {
+		t.Errorf("%d rows, want 8 (3 systems × 2 loads, and the disk twice):\n%s", rows, out.String())
+	}
+	for _, line := range strings.Split(log.String(), "\n") {
+		if strings.Contains(line, " 0 records/s") {
+			t.Errorf("a measurement made no progress: %s", line)
+		}
+	}
+}
