@@ -67,7 +67,7 @@ func New(ctx context.Context, name string) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	comp := segments.CompressionZstd
+	comp := segments.DefaultCompression
 	if v := os.Getenv("STREAMBED_COMPRESSION"); v != "" {
 		if comp, err = segments.ParseCompression(v); err != nil {
 			return nil, err

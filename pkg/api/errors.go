@@ -47,6 +47,11 @@ const (
 	CodeStorageRefused       Code = "storage_refused"
 	CodeInsufficientStorage  Code = "insufficient_storage"
 	CodeInternal             Code = "internal"
+	// Errors of encoded record batches (Kafka clients').
+	CodeCorruptRecord     Code = "corrupt_record"
+	CodeInvalidRecord     Code = "invalid_record"
+	CodeInvalidTimestamp  Code = "invalid_timestamp"
+	CodeUnsupportedFormat Code = "unsupported_record_format"
 )
 
 // SideEffect says whether a failed request may have changed state.
@@ -66,65 +71,72 @@ type CodeInfo struct {
 	Status    int
 	Retryable bool
 	Title     string
+	// Kafka is the Kafka protocol error code the Kafka listener answers
+	// with (-1: UNKNOWN_SERVER_ERROR).
+	Kafka int16
 }
 
 // Catalog maps every code to its HTTP status, whether retrying the same
-// request can succeed, and a short title. It is the one place these are
-// decided.
+// request can succeed, a short title, and the Kafka error code. It is the
+// one place these are decided.
 var Catalog = map[Code]CodeInfo{
-	CodeInvalidRequest:       {http.StatusBadRequest, false, "Invalid request"},
-	CodeInvalidJSON:          {http.StatusBadRequest, false, "Malformed JSON"},
-	CodeUnsupportedMediaType: {http.StatusUnsupportedMediaType, false, "Unsupported media type"},
-	CodeBodyTooLarge:         {http.StatusRequestEntityTooLarge, false, "Request body too large"},
-	CodeRecordTooLarge:       {http.StatusRequestEntityTooLarge, false, "Record too large"},
-	CodeTooManyRecords:       {http.StatusRequestEntityTooLarge, false, "Too many records"},
-	CodeNotFound:             {http.StatusNotFound, false, "Not found"},
-	CodeMethodNotAllowed:     {http.StatusMethodNotAllowed, false, "Method not allowed"},
-	CodeHeadersTooLarge:      {http.StatusRequestHeaderFieldsTooLarge, false, "Request headers too large"},
-	CodeHTTPVersion:          {http.StatusHTTPVersionNotSupported, false, "HTTP version not supported"},
-	CodeNotImplemented:       {http.StatusNotImplemented, false, "Not implemented"},
+	CodeInvalidRequest:       {http.StatusBadRequest, false, "Invalid request", 42},
+	CodeInvalidJSON:          {http.StatusBadRequest, false, "Malformed JSON", 42},
+	CodeUnsupportedMediaType: {http.StatusUnsupportedMediaType, false, "Unsupported media type", 42},
+	CodeBodyTooLarge:         {http.StatusRequestEntityTooLarge, false, "Request body too large", 10},
+	CodeRecordTooLarge:       {http.StatusRequestEntityTooLarge, false, "Record too large", 10},
+	CodeTooManyRecords:       {http.StatusRequestEntityTooLarge, false, "Too many records", 42},
+	CodeNotFound:             {http.StatusNotFound, false, "Not found", 42},
+	CodeMethodNotAllowed:     {http.StatusMethodNotAllowed, false, "Method not allowed", 42},
+	CodeHeadersTooLarge:      {http.StatusRequestHeaderFieldsTooLarge, false, "Request headers too large", 42},
+	CodeHTTPVersion:          {http.StatusHTTPVersionNotSupported, false, "HTTP version not supported", 42},
+	CodeNotImplemented:       {http.StatusNotImplemented, false, "Not implemented", 35},
 	// RequestTimeout: the request body arrived too slowly (under the
 	// server's minimum rate) and was cut off. Nothing was written.
-	CodeRequestTimeout:       {http.StatusRequestTimeout, true, "Request body too slow"},
-	CodeUnknownTopic:         {http.StatusNotFound, false, "Unknown topic"},
-	CodeUnknownPartition:     {http.StatusNotFound, false, "Unknown partition"},
-	CodeTopicExists:          {http.StatusConflict, false, "Topic already exists"},
-	CodeOffsetOutOfRange:     {http.StatusRequestedRangeNotSatisfiable, false, "Offset out of range"},
-	CodeOutOfOrderSequence:   {http.StatusConflict, false, "Out of order sequence number"},
-	CodeProducerFenced:       {http.StatusConflict, false, "Producer fenced"},
-	CodeExpectedOffset:       {http.StatusPreconditionFailed, false, "Expected offset mismatch"},
-	CodeFenced:               {http.StatusConflict, false, "Fencing token mismatch"},
-	CodeUnknownGroup:         {http.StatusNotFound, false, "Unknown group"},
-	CodeUnknownMember:        {http.StatusNotFound, false, "Unknown member id"},
-	CodeStaleMemberEpoch:     {http.StatusConflict, false, "Stale member epoch"},
-	CodePartitionNotAssigned: {http.StatusConflict, false, "Partition not assigned"},
-	CodeGroupNotEmpty:        {http.StatusConflict, false, "Group not empty"},
+	CodeRequestTimeout:       {http.StatusRequestTimeout, true, "Request body too slow", 7},
+	CodeUnknownTopic:         {http.StatusNotFound, false, "Unknown topic", 3},
+	CodeUnknownPartition:     {http.StatusNotFound, false, "Unknown partition", 3},
+	CodeTopicExists:          {http.StatusConflict, false, "Topic already exists", 36},
+	CodeOffsetOutOfRange:     {http.StatusRequestedRangeNotSatisfiable, false, "Offset out of range", 1},
+	CodeOutOfOrderSequence:   {http.StatusConflict, false, "Out of order sequence number", 45},
+	CodeProducerFenced:       {http.StatusConflict, false, "Producer fenced", 47},
+	CodeExpectedOffset:       {http.StatusPreconditionFailed, false, "Expected offset mismatch", 42},
+	CodeFenced:               {http.StatusConflict, false, "Fencing token mismatch", 42},
+	CodeUnknownGroup:         {http.StatusNotFound, false, "Unknown group", 69},
+	CodeUnknownMember:        {http.StatusNotFound, false, "Unknown member id", 25},
+	CodeStaleMemberEpoch:     {http.StatusConflict, false, "Stale member epoch", 22},
+	CodePartitionNotAssigned: {http.StatusConflict, false, "Partition not assigned", 22},
+	CodeGroupNotEmpty:        {http.StatusConflict, false, "Group not empty", 68},
 	// IdempotencyKeyReused: the key was first used with other records (by
 	// this principal, on this topic, within its lifetime). Nothing stored.
-	CodeIdempotencyKeyReused: {http.StatusUnprocessableEntity, false, "Idempotency-Key reused"},
+	CodeIdempotencyKeyReused: {http.StatusUnprocessableEntity, false, "Idempotency-Key reused", 42},
 	// StalePartitionCount: records were partitioned by key for fewer
 	// partitions than the topic has now (it grew during the request, more
 	// than once). Nothing was written for them; send them again.
-	CodeStalePartitionCount: {http.StatusConflict, true, "Partition count changed"},
-	CodeUnauthenticated:     {http.StatusUnauthorized, false, "Authentication required"},
-	CodeForbidden:           {http.StatusForbidden, false, "Forbidden"},
+	CodeStalePartitionCount: {http.StatusConflict, true, "Partition count changed", 42},
+	CodeUnauthenticated:     {http.StatusUnauthorized, false, "Authentication required", 58},
+	CodeForbidden:           {http.StatusForbidden, false, "Forbidden", 29},
 	// Throttled: a rate limit or the storage's throughput; retry after a
 	// pause (Retry-After when given).
-	CodeThrottled: {http.StatusTooManyRequests, true, "Throttled"},
+	CodeThrottled: {http.StatusTooManyRequests, true, "Throttled", 89},
 	// Unavailable: storage failed or stayed contended through the retry
 	// budget. side_effect says whether a write may have landed.
-	CodeUnavailable: {http.StatusServiceUnavailable, true, "Temporarily unavailable"},
+	CodeUnavailable: {http.StatusServiceUnavailable, true, "Temporarily unavailable", 56},
 	// Timeout: the request's server-side deadline passed while it waited
 	// on storage (or the client went away). side_effect as above.
-	CodeTimeout: {http.StatusGatewayTimeout, true, "Timed out"},
+	CodeTimeout: {http.StatusGatewayTimeout, true, "Timed out", 7},
 	// StorageRefused: storage refused the request for a reason no retry
 	// fixes (access denied, a missing bucket or table, a malformed
 	// request): an operator must act. Nothing was written.
-	CodeStorageRefused: {http.StatusInternalServerError, false, "Refused by storage"},
+	CodeStorageRefused: {http.StatusInternalServerError, false, "Refused by storage", -1},
 	// InsufficientStorage: the server's disk is full. Nothing was written;
 	// retry once space has been freed (deleting topics frees it promptly).
-	CodeInsufficientStorage: {http.StatusInsufficientStorage, true, "Insufficient storage"},
-	CodeInternal:            {http.StatusInternalServerError, false, "Internal error"},
+	CodeInsufficientStorage: {http.StatusInsufficientStorage, true, "Insufficient storage", 56},
+	CodeInternal:            {http.StatusInternalServerError, false, "Internal error", -1},
+	CodeCorruptRecord:       {http.StatusBadRequest, false, "Corrupt record batch", 2},
+	CodeInvalidRecord:       {http.StatusBadRequest, false, "Invalid record", 87},
+	CodeInvalidTimestamp:    {http.StatusBadRequest, false, "Invalid timestamp", 32},
+	CodeUnsupportedFormat:   {http.StatusBadRequest, false, "Unsupported record format", 43},
 }
 
 // ProblemContentType is the media type of error responses (RFC 9457).

@@ -323,8 +323,19 @@ func (a *Authorizer) Authenticate(r *http.Request) (Identity, error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || cred == "" {
 		return Identity{}, fmt.Errorf("%w: use the Bearer scheme", ErrBadCredentials)
 	}
+	return a.AuthenticateSecret(r.Context(), cred)
+}
+
+// AuthenticateSecret names the caller presenting a bearer credential: a
+// static token, or a JWT the policy trusts. It is how callers outside
+// HTTP authenticate (a Kafka client's SASL PLAIN password or OAUTHBEARER
+// token).
+func (a *Authorizer) AuthenticateSecret(ctx context.Context, cred string) (Identity, error) {
+	if cred == "" {
+		return Identity{}, ErrNoCredentials
+	}
 	if st := a.state.Load(); strings.Count(cred, ".") == 2 && st.jwks != nil {
-		return a.verifyJWT(r.Context(), st, cred)
+		return a.verifyJWT(ctx, st, cred)
 	}
 	return a.verifyToken(cred)
 }

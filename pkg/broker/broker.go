@@ -49,7 +49,7 @@ func DefaultLimits() Limits {
 // Config configures a Broker.
 type Config struct {
 	Limits Limits
-	// Compression of stored batches (default zstd).
+	// Compression of the batches it encodes (default segments.DefaultCompression, gzip).
 	Compression *segments.Compression
 	// TopicCacheTTL bounds how stale cached topic metadata may be (5 s).
 	TopicCacheTTL time.Duration
@@ -109,7 +109,7 @@ func New(store *offsets.Store, bucket segments.Bucket, cfg Config) *Broker {
 	if cfg.Limits == (Limits{}) {
 		cfg.Limits = DefaultLimits()
 	}
-	comp := segments.CompressionZstd
+	comp := segments.DefaultCompression
 	if cfg.Compression != nil {
 		comp = *cfg.Compression
 	}

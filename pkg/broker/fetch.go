@@ -402,15 +402,7 @@ func (b *Broker) FetchMany(ctx context.Context, reqs []FetchRequest, maxRecords,
 		if progress || left <= 0 || ctx.Err() != nil {
 			return out
 		}
-		timer := time.NewTimer(left)
-		select {
-		case <-wake:
-		case <-timer.C:
-		case <-ctx.Done():
-		case <-b.draining:
-		}
-		timer.Stop()
-		if time.Until(deadline) <= 0 || ctx.Err() != nil {
+		if !b.waitWake(ctx, wake, deadline) {
 			return out
 		}
 		heads, err = b.headsOf(ctx, reqs, topics)
@@ -485,4 +477,18 @@ func (c *logStartCache) put(key string, start int64, now time.Time) {
 	}
 	ttl := logStartTTL/2 + time.Duration(rand.Int64N(int64(logStartTTL/2)))
 	c.m[key] = cachedStart{start: start, until: now.Add(ttl)}
+}
+
+// waitWake waits for a wake-up, the deadline, the end of ctx or the
+// broker draining; it reports whether time is left to look again.
+func (b *Broker) waitWake(ctx context.Context, wake <-chan struct{}, deadline time.Time) bool {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case <-wake:
+	case <-timer.C:
+	case <-ctx.Done():
+	case <-b.draining:
+	}
+	return time.Until(deadline) > 0 && ctx.Err() == nil
 }

@@ -527,6 +527,11 @@ func (b *Broker) encodeBatches(t offsets.Topic, batches []partBatch) ([]encodedB
 	out := make([]encodedBatch, len(batches))
 	total := 0
 	for i, pb := range batches {
+		if pb.raw != nil {
+			out[i] = encodedBatch{pb: pb, data: pb.raw, st: pb.rawStats}
+			total += len(pb.raw)
+			continue
+		}
 		opt := segments.BatchOptions{Compression: b.comp, LogAppendTime: t.Config.TimestampType == "log_append"}
 		if pb.producer != nil {
 			opt.Producer = &segments.Producer{ID: pb.producer.ID, Epoch: pb.producer.Epoch, BaseSequence: pb.producer.FirstSeq}

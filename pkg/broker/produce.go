@@ -485,9 +485,13 @@ func (b *Broker) checkRecord(t *offsets.Topic, r *segments.Record, field string,
 }
 
 type partBatch struct {
-	partition      int32
-	partitions     int32 // > 0: keyed records partitioned over this many
-	recs           []segments.Record
+	partition  int32
+	partitions int32 // > 0: keyed records partitioned over this many
+	recs       []segments.Record
+	// raw, when set, is the batches already encoded (a Kafka client's),
+	// stored as they are; rawStats describes them.
+	raw            []byte
+	rawStats       segments.BatchStats
 	producer       *offsets.ProducerID
 	expectedOffset int64
 	fence          *string

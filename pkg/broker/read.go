@@ -59,6 +59,9 @@ type entryRead struct {
 	// visit gets each batch's records (including any below from) and
 	// returns false once it wants no more.
 	visit func(recs []segments.Record) bool
+	// raw, when set instead of visit, gets each batch as stored (not to
+	// be modified) and its base offset, without decoding.
+	raw func(base int64, raw []byte) bool
 	// point is the index of the point to start at (-1: the one holding from).
 	point int
 }
@@ -78,18 +81,24 @@ func (b *Broker) readEntry(ctx context.Context, r entryRead) error {
 	mustReach := regionEnd(e, pts, pointAt(pts, r.from-e.Base))
 	for pos < e.Length {
 		if c, ok := b.batches.get(batchKey(e.Object, e.Offset+pos)); ok && c.base == base {
-			recs, err := b.decoded(e, pos, c)
-			if err != nil {
-				return err
+			more := true
+			if r.raw != nil {
+				more = r.raw(c.base, c.raw)
+			} else {
+				recs, err := b.decoded(e, pos, c)
+				if err != nil {
+					return err
+				}
+				more = r.visit(recs)
 			}
 			pos, base = pos+int64(len(c.raw)), base+c.span
-			if !r.visit(recs) {
+			if !more {
 				return nil
 			}
 			continue
 		}
 		end := rangeEnd(e, pts, max(mustReach, pos+max(r.need(), 1)))
-		more, next, nextBase, err := b.readRange(ctx, e, pos, end, base, r.visit)
+		more, next, nextBase, err := b.readRange(ctx, e, pos, end, base, r)
 		if err != nil || !more {
 			return err
 		}
@@ -104,7 +113,7 @@ func (b *Broker) readEntry(ctx context.Context, r entryRead) error {
 // readRange streams [pos, end) of e's slice, visiting batches until visit
 // stops, and caches every batch it read. It reports whether the visitor
 // wants more and where the next batch starts.
-func (b *Broker) readRange(ctx context.Context, e offsets.IndexEntry, pos, end, base int64, visit func([]segments.Record) bool) (more bool, next, nextBase int64, err error) {
+func (b *Broker) readRange(ctx context.Context, e offsets.IndexEntry, pos, end, base int64, r entryRead) (more bool, next, nextBase int64, err error) {
 	rc, err := b.bucket.Reader(ctx, e.Object, e.Offset+pos, end-pos)
 	if err != nil {
 		return false, 0, 0, fmt.Errorf("%w: read %s: %v", ErrObjectStore, e.Object, err)
@@ -128,13 +137,17 @@ func (b *Broker) readRange(ctx context.Context, e offsets.IndexEntry, pos, end, 
 			return false, 0, 0, fmt.Errorf("%w: %s at %d: a batch ends at offset %d, past the index entry's %d", ErrCorrupt, e.Object, e.Offset+pos, last, e.Last)
 		}
 		c := &cachedBatch{base: rb.BaseOffset, span: rb.Header.Span(), raw: bytes.Clone(rb.Bytes)}
-		if wanting {
+		switch {
+		case wanting && r.raw != nil:
+			b.batches.add(batchKey(e.Object, e.Offset+pos), c, c.size())
+			wanting = r.raw(c.base, c.raw)
+		case wanting:
 			recs, err := b.decoded(e, pos, c)
 			if err != nil {
 				return false, 0, 0, err
 			}
-			wanting = visit(recs)
-		} else {
+			wanting = r.visit(recs)
+		default:
 			b.batches.add(batchKey(e.Object, e.Offset+pos), c, c.size())
 		}
 		pos += int64(len(c.raw))

@@ -57,7 +57,7 @@ type Config struct {
 	// are orphans (default 1 h; the store refuses commits of objects older
 	// than 15 min).
 	OrphanAge time.Duration
-	// Compression of rewritten (key-compacted) batches (default zstd).
+	// Compression of rewritten (key-compacted) batches (default segments.DefaultCompression, gzip).
 	Compression *segments.Compression
 	Now         func() time.Time
 	Logger      *slog.Logger
@@ -127,7 +127,7 @@ func New(store *offsets.Store, bucket segments.Bucket, cfg Config) *Compactor {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	comp := segments.CompressionZstd
+	comp := segments.DefaultCompression
 	if cfg.Compression != nil {
 		comp = *cfg.Compression
 	}

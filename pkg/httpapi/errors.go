@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"syscall"
 
 	"github.com/streambed/streambed/pkg/api"
 	"github.com/streambed/streambed/pkg/broker"
@@ -16,43 +15,6 @@ import (
 )
 
 var errNoCompactor = fmt.Errorf("%w: this server runs no compactor", offsets.ErrUnavailable)
-
-// sentinels maps state errors to API codes: the server's half of the one
-// error catalog (api.Catalog holds status and retryability per code).
-var sentinels = []struct {
-	err  error
-	code api.Code
-}{
-	{syscall.ENOSPC, api.CodeInsufficientStorage},
-	{syscall.EDQUOT, api.CodeInsufficientStorage},
-	{offsets.ErrRefused, api.CodeStorageRefused},
-	{segments.ErrRefused, api.CodeStorageRefused},
-	{broker.ErrOffsetOutOfRange, api.CodeOffsetOutOfRange},
-	{broker.ErrRecordTooLarge, api.CodeRecordTooLarge},
-	{broker.ErrTooManyRecords, api.CodeTooManyRecords},
-	{offsets.ErrUnknownTopic, api.CodeUnknownTopic},
-	{offsets.ErrUnknownPartition, api.CodeUnknownPartition},
-	{offsets.ErrTopicExists, api.CodeTopicExists},
-	{offsets.ErrOutOfOrderSequence, api.CodeOutOfOrderSequence},
-	{offsets.ErrProducerFenced, api.CodeProducerFenced},
-	{offsets.ErrExpectedOffsetMismatch, api.CodeExpectedOffset},
-	{offsets.ErrFenced, api.CodeFenced},
-	{offsets.ErrUnknownGroup, api.CodeUnknownGroup},
-	{offsets.ErrUnknownMember, api.CodeUnknownMember},
-	{offsets.ErrStaleMemberEpoch, api.CodeStaleMemberEpoch},
-	{offsets.ErrPartitionNotAssigned, api.CodePartitionNotAssigned},
-	{offsets.ErrGroupNotEmpty, api.CodeGroupNotEmpty},
-	{offsets.ErrIdempotencyKeyReused, api.CodeIdempotencyKeyReused},
-	{offsets.ErrStalePartitionCount, api.CodeStalePartitionCount},
-	{offsets.ErrInvalid, api.CodeInvalidRequest},
-	{offsets.ErrThrottled, api.CodeThrottled},
-	{offsets.ErrUnavailable, api.CodeUnavailable},
-	{offsets.ErrConflict, api.CodeUnavailable},
-	{broker.ErrObjectStore, api.CodeUnavailable},
-	{broker.ErrDraining, api.CodeUnavailable},
-	{context.DeadlineExceeded, api.CodeTimeout},
-	{context.Canceled, api.CodeTimeout},
-}
 
 // problemFor turns an error into a problem. write says whether the request
 // could have changed state, which decides side_effect for failures whose
@@ -66,13 +28,7 @@ func problemFor(err error, write bool) *api.Problem {
 	if errors.As(err, &forbidden) {
 		return api.NewProblem(api.CodeForbidden, forbidden.Error())
 	}
-	code := api.CodeInternal
-	for _, s := range sentinels {
-		if errors.Is(err, s.err) {
-			code = s.code
-			break
-		}
-	}
+	code := broker.CodeOf(err)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		code = api.CodeBodyTooLarge

@@ -30,6 +30,7 @@ func Run(t *testing.T, newTable Factory) {
 		{"Index", indexCases},
 		{"Compaction", compactionCases},
 		{"Groups", groupCases},
+		{"Nodes", nodeCases},
 		{"Concurrency", concurrencyCases},
 	}
 	for _, g := range groups {
