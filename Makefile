@@ -3,6 +3,7 @@
 SHELL := /bin/bash
 GO ?= go
 ADDR ?= 127.0.0.1:8080
+KAFKA_ADDR ?= 127.0.0.1:9092
 DATA ?= ./data
 FUZZTIME ?= 10s
 # Packages' tests run in parallel; the machine has few cores and moto is
@@ -12,9 +13,9 @@ ALONE := ^TestProduceRunsAreSteady$$
 
 .PHONY: chaos chaos-in-stack run build test test-in-stack test-unit localstack-up localstack-down fuzz bench bench-peers bench-peers-in-stack vet fmt lambda tf-check tf-validate
 
-## run: start the broker on the embedded default (./data) at http://localhost:8080
+## run: start the broker on the embedded default (./data): HTTP at http://localhost:8080, Kafka at localhost:9092
 run:
-	$(GO) run ./cmd/streambed serve --addr $(ADDR) --data $(DATA)
+	$(GO) run ./cmd/streambed serve --addr $(ADDR) --kafka-addr $(KAFKA_ADDR) --kafka-auto-create-topics --data $(DATA)
 
 build:
 	$(GO) build -o bin/streambed ./cmd/streambed

@@ -37,6 +37,7 @@ type serveProc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	url    string
+	kafka  chan string // the Kafka listener's host:port, when serve prints one
 	stderr *syncBuffer
 	done   chan error
 }
@@ -68,7 +69,7 @@ func startServe(t *testing.T, env []string, args ...string) *serveProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &serveProc{t: t, cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	p := &serveProc{t: t, cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1), kafka: make(chan string, 1)}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -78,7 +79,9 @@ func startServe(t *testing.T, env []string, args ...string) *serveProc {
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if i := strings.Index(sc.Text(), "http://"); i >= 0 {
+			if i := strings.Index(sc.Text(), "kafka://"); i >= 0 {
+				p.kafka <- sc.Text()[i+len("kafka://"):]
+			} else if i := strings.Index(sc.Text(), "http://"); i >= 0 {
 				lines <- sc.Text()[i:]
 			}
 		}

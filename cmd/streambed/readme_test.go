@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/streambed/streambed/internal/testenv"
 )
 
 // TestReadmeQuickStart runs the README's quick start verbatim (only the
@@ -19,18 +21,7 @@ func TestReadmeQuickStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	block := between(t, string(readme), "<!-- quickstart -->", "<!-- /quickstart -->")
-	block = between(t, block, "```sh\n", "```")
-	var cmds []string
-	for _, para := range strings.Split(strings.TrimSpace(block), "\n\n") {
-		var lines []string
-		for _, l := range strings.Split(para, "\n") {
-			if !strings.HasPrefix(strings.TrimSpace(l), "#") {
-				lines = append(lines, l)
-			}
-		}
-		cmds = append(cmds, strings.Join(lines, "\n"))
-	}
+	cmds := readmeCommands(t, string(readme), "quickstart")
 	if len(cmds) != 4 || !strings.Contains(cmds[3], "text/event-stream") {
 		t.Fatalf("quick start changed shape (%d commands); update this test with it", len(cmds))
 	}
@@ -75,6 +66,73 @@ func TestReadmeQuickStart(t *testing.T) {
 	_ = tail.Process.Kill()
 	_ = tail.Wait()
 	p.stop()
+}
+
+// TestReadmeKafka runs the README's kcat session verbatim (only the ports
+// change) against `streambed serve` as `make run` starts it, after the
+// HTTP quick start's first two commands.
+func TestReadmeKafka(t *testing.T) {
+	if _, err := exec.LookPath("kcat"); err != nil {
+		if testenv.InCI() {
+			t.Fatal("kcat is required in CI (interop/install.sh installs it)")
+		}
+		t.Skip("SKIPPED: kcat is not installed (apt-get install kcat, or ./interop/install.sh)")
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds := readmeCommands(t, string(readme), "kafka-quickstart")
+	http := readmeCommands(t, string(readme), "quickstart")
+	if len(cmds) != 3 {
+		t.Fatalf("Kafka session changed shape (%d commands); update this test with it", len(cmds))
+	}
+	p := startServe(t, nil, "--data", t.TempDir(), "--kafka-addr", "127.0.0.1:0", "--kafka-auto-create-topics")
+	var kafka string
+	select {
+	case kafka = <-p.kafka:
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve printed no Kafka address")
+	}
+	host := strings.TrimPrefix(p.url, "http://")
+	sh := func(cmd string) string {
+		t.Helper()
+		cmd = strings.ReplaceAll(strings.ReplaceAll(cmd, "localhost:8080", host), "localhost:9092", kafka)
+		out, err := exec.Command("bash", "-c", cmd).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s\n%v: %s", cmd, err, out)
+		}
+		return string(out)
+	}
+	sh(http[0])
+	sh(http[1])
+	sh(cmds[0])
+	if out := sh(cmds[1]); out != "0/0 alice=book\n0/1 bob=pen\n0/2 alice=lamp\n" {
+		t.Fatalf("kcat consume printed %q", out)
+	}
+	if out := sh(cmds[2]); strings.Count(out, "alice=") != 2 || !strings.Contains(out, `bob={"item":"pen","qty":3}`) {
+		t.Fatalf("kcat read of HTTP records printed %q", out)
+	}
+	p.stop()
+}
+
+// readmeCommands returns the commands (paragraphs, comments dropped) of
+// the sh block between <!-- name --> and <!-- /name -->.
+func readmeCommands(t *testing.T, readme, name string) []string {
+	t.Helper()
+	block := between(t, readme, "<!-- "+name+" -->", "<!-- /"+name+" -->")
+	block = between(t, block, "```sh\n", "```")
+	var cmds []string
+	for _, para := range strings.Split(strings.TrimSpace(block), "\n\n") {
+		var lines []string
+		for _, l := range strings.Split(para, "\n") {
+			if !strings.HasPrefix(strings.TrimSpace(l), "#") {
+				lines = append(lines, l)
+			}
+		}
+		cmds = append(cmds, strings.Join(lines, "\n"))
+	}
+	return cmds
 }
 
 func between(t *testing.T, s, start, end string) string {

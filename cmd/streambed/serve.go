@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"github.com/streambed/streambed/pkg/compactor"
 	"github.com/streambed/streambed/pkg/console"
 	"github.com/streambed/streambed/pkg/httpapi"
+	"github.com/streambed/streambed/pkg/kafkaapi"
 	"github.com/streambed/streambed/pkg/offsets"
 	"github.com/streambed/streambed/pkg/segments"
 )
@@ -35,7 +37,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	compactEvery := fs.Duration("compact-interval", time.Minute, "run the compactor this often (0: never)")
 	compactBudget := fs.Duration("compact-budget", 30*time.Second, "time budget of one compactor run")
 	compactMemoryMB := fs.Int64("compact-memory-mb", 256, "memory for key compaction's key map, in MiB")
-	compression := fs.String("compression", envDefault("STREAMBED_COMPRESSION", "zstd"), "batch compression: none, gzip, snappy, lz4 or zstd")
+	compression := fs.String("compression", envDefault("STREAMBED_COMPRESSION", "gzip"), "batch compression: none, gzip, snappy, lz4 or zstd (gzip: every Kafka client reads it without plugins)")
 	logFormat := fs.String("log-format", envDefault("STREAMBED_LOG_FORMAT", "text"), "log format: text or json")
 	logLevel := fs.String("log-level", envDefault("STREAMBED_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
 	noUI := fs.Bool("no-ui", false, "do not serve the web console at /ui/")
@@ -48,6 +50,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxStreams := fs.Int("max-streams", 1000, "SSE streams this server keeps open at most (429 beyond; each principal also has the policy's limit, default 100)")
 	maxInflight := fs.String("max-inflight-bytes", "128MiB", "request body bytes this server holds at once (a request that does not fit waits up to 2 s, then 429)")
 	minBodyRate := fs.String("min-body-rate", "16KiB", "slowest a request body may arrive, per second after 5 s (408 below it)")
+	kafkaAddr := fs.String("kafka-addr", os.Getenv("STREAMBED_KAFKA_ADDR"), "also serve the Kafka protocol on this address, e.g. 127.0.0.1:9092 (env STREAMBED_KAFKA_ADDR; empty: no Kafka listener)")
+	kafkaAdvertised := fs.String("kafka-advertised-addr", os.Getenv("STREAMBED_KAFKA_ADVERTISED_ADDR"), "host:port Kafka clients are told to connect to (default: --kafka-addr); nodes behind one load balancer all advertise its address")
+	kafkaNodeID := fs.Int("kafka-node-id", -1, "this node's Kafka node id (default: derived from the advertised address)")
+	kafkaAutoCreate := fs.Bool("kafka-auto-create-topics", false, "create topics a Kafka client's Metadata request names (Kafka's auto.create.topics.enable)")
+	kafkaTLSCert := fs.String("kafka-tls-cert", "", "serve the Kafka listener over TLS with this certificate (PEM; with --kafka-tls-key)")
+	kafkaTLSKey := fs.String("kafka-tls-key", "", "the --kafka-tls-cert's private key (PEM)")
 	groupCommit := fs.Bool("group-commit", true, "write concurrent produce requests as one object and one commit (false: each request its own)")
 	flushBytes := fs.String("flush-max-bytes", "8MiB", "largest object one group-commit flush writes")
 	flushDelay := fs.Duration("flush-delay", 20*time.Millisecond, "longest a flush waits for clients the previous flush answered (it waits at most a quarter of that flush's time; a lone request never waits)")
@@ -106,11 +114,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	b := broker.New(store, be.Bucket, broker.Config{Compression: &comp, Logger: log, SoleWriter: be.Metadata == "bolt", Flush: flush})
 	comp2 := compactor.New(store, be.Bucket, compactor.Config{Budget: *compactBudget, KeyCompactMemory: *compactMemoryMB << 20, Logger: log})
-	if *authFile == "" && !isLoopback(*addr) {
-		if !*insecure {
-			return fmt.Errorf("refusing to listen on %s without --auth: anyone who can reach it could read, write and delete every topic (give --auth POLICY, or --insecure if something else guards the port)", *addr)
+	for _, a := range []string{*addr, *kafkaAddr} {
+		if a == "" || *authFile != "" || isLoopback(a) {
+			continue
 		}
-		log.Warn("listening beyond loopback WITHOUT authentication (--insecure)", "addr", *addr)
+		if !*insecure {
+			return fmt.Errorf("refusing to listen on %s without --auth: anyone who can reach it could read, write and delete every topic (give --auth POLICY, or --insecure if something else guards the port)", a)
+		}
+		log.Warn("listening beyond loopback WITHOUT authentication (--insecure)", "addr", a)
+	}
+	if (*kafkaTLSCert == "") != (*kafkaTLSKey == "") {
+		return fmt.Errorf("--kafka-tls-cert and --kafka-tls-key go together")
 	}
 	var authz *auth.Authorizer
 	if *authFile != "" {
@@ -147,9 +161,39 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "web console: http://%s/ui/\n", displayAddr(ln.Addr()))
 	}
 
+	var kafkaDone chan error
+	if *kafkaAddr != "" {
+		kcfg := kafkaapi.Config{Advertised: *kafkaAdvertised, NodeID: int32(*kafkaNodeID), Auth: authz, AutoCreateTopics: *kafkaAutoCreate, Logger: log}
+		if *kafkaTLSCert != "" {
+			cert, err := tls.LoadX509KeyPair(*kafkaTLSCert, *kafkaTLSKey)
+			if err != nil {
+				return fmt.Errorf("--kafka-tls-cert: %w", err)
+			}
+			kcfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		}
+		kln, err := net.Listen("tcp", *kafkaAddr)
+		if err != nil {
+			return err
+		}
+		ks := kafkaapi.New(b, kcfg)
+		kafkaDone = make(chan error, 1)
+		go func() { kafkaDone <- ks.Serve(ctx, kln) }()
+		scheme := "kafka"
+		if kcfg.TLS != nil {
+			scheme = "kafka+tls"
+		}
+		log.Info("kafka listening", "addr", displayAddr(kln.Addr()), "advertised", *kafkaAdvertised, "sasl", authz != nil, "tls", kcfg.TLS != nil)
+		fmt.Fprintf(stdout, "kafka protocol: %s://%s\n", scheme, displayAddr(kln.Addr()))
+	}
+
 	select {
 	case err := <-errc:
 		return err
+	case err := <-kafkaDone:
+		kafkaDone = nil
+		if err != nil {
+			return fmt.Errorf("kafka listener: %w", err)
+		}
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: ending streams, finishing requests in flight")
@@ -160,6 +204,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := hs.Shutdown(shutdownCtx); err != nil {
 		log.Warn("shutdown timed out; closing connections", "err", err)
 		_ = hs.Close()
+	}
+	if kafkaDone != nil {
+		<-kafkaDone
 	}
 	log.Info("stopped")
 	return nil
