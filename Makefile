@@ -11,7 +11,7 @@ FUZZTIME ?= 10s
 TESTFLAGS ?= -race -count=1 -timeout 30m -p 2
 ALONE := ^TestProduceRunsAreSteady$$
 
-.PHONY: chaos chaos-in-stack run build test test-in-stack test-unit localstack-up localstack-down fuzz bench bench-peers bench-peers-in-stack vet fmt lambda tf-check tf-validate
+.PHONY: chaos chaos-in-stack run build test test-in-stack test-unit localstack-up localstack-down fuzz bench bench-peers bench-peers-in-stack bench-kafka vet fmt lambda tf-check tf-validate
 
 ## run: start the broker on the embedded default (./data): HTTP at http://localhost:8080, Kafka at localhost:9092
 run:
@@ -75,6 +75,13 @@ chaos-in-stack:
 bench-peers:
 	cd bench/peers && $(GO) run . -duration 5s
 	@./localstack/with-stack.sh $(MAKE) --no-print-directory bench-peers-in-stack
+
+## bench-kafka: through the Kafka protocol, Streambed beside Apache Kafka (KRaft, one node, jars from Maven Central into bin/)
+KAFKA_VERSION ?= 4.4.0
+bench-kafka:
+	mvn -q -B -Dmaven.repo.local=$(CURDIR)/bin/m2 -Dkafka.version=$(KAFKA_VERSION) -f bench/kafka/pom.xml \
+	  dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/bin/kafka-$(KAFKA_VERSION)/libs
+	cd bench/peers && $(GO) run . -kafka -kafka-libs $(CURDIR)/bin/kafka-$(KAFKA_VERSION)/libs
 
 bench-peers-in-stack:
 	cd bench/peers && $(GO) run . -s3 -duration 10s -large-clients 8

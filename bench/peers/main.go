@@ -54,8 +54,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	delay := fs.Duration("flush-delay", 0, "Streambed's group commit: how long a flush waits for more requests (0: its default)")
 	inflight := fs.Int("flushes-in-flight", 0, "Streambed's group commit: flushes uploading or committing at once (0: its default)")
 	s3 := fs.Bool("s3", false, "measure Streambed on MinIO + moto (endpoints from bin/localstack.env's STREAMBED_TEST_* variables) beside raw PUTs, instead of the embedded store")
+	kafka := fs.Bool("kafka", false, "measure through the Kafka protocol instead: franz-go and kafka-producer-perf-test on Streambed and (with -kafka-libs) Apache Kafka")
+	kafkaLibs := fs.String("kafka-libs", "", "with -kafka: a directory of Apache Kafka's jars (server and tools; make bench-kafka fetches them)")
+	kafkaRecords := fs.Int("kafka-records", 200_000, "with -kafka: records per measurement")
+	kafkaRuns := fs.Int("runs", 3, "with -kafka: measurements per target and tool")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *kafka {
+		rows, err := runKafka(ctx, kafkaConfig{libs: *kafkaLibs, records: *kafkaRecords, recordBytes: *recordBytes, partitions: 4,
+			linger: 5 * time.Millisecond, runs: *kafkaRuns}, func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) })
+		if err != nil {
+			return err
+		}
+		return writeKafkaTable(stdout, rows)
 	}
 	flushesInFlight, flushDelay = *inflight, *delay
 	smallC, err := ints(*small)
@@ -144,6 +156,24 @@ func writeTable(w io.Writer, rows []row) error {
 			return strconv.FormatFloat(v, 'f', 1, 64)
 		}
 		if _, err := fmt.Fprintf(w, "| %s | %d | %d | %.0f | %.1f | %s | %s | %s |\n", r.System, r.Clients, r.Records, r.RecordsPerS, r.MBPerS, lat(r.P50), lat(r.P99), r.Note); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeKafkaTable(w io.Writer, rows []kafkaRow) error {
+	fmt.Fprintln(w, "| target | tool | produce records/s | produce MB/s | p50 ms | p99 ms | consume MB/s | objects per GB | metadata writes per GB |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	for _, r := range rows {
+		opt := func(v float64) string {
+			if v == 0 {
+				return "—"
+			}
+			return strconv.FormatFloat(v, 'f', 1, 64)
+		}
+		if _, err := fmt.Fprintf(w, "| %s | %s | %.0f | %.1f | %.1f | %.1f | %s | %s | %s |\n", r.Target, r.Tool, r.RecordsPerS, r.MBPerS, r.P50, r.P99,
+			opt(r.ConsumeMBPerS), opt(r.ObjectsPerGB), opt(r.MetadataWritesGB)); err != nil {
 			return err
 		}
 	}

@@ -30,3 +30,17 @@ func TestEverySystemRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestKafkaRuns: the Kafka-protocol comparison measures Streambed through
+// its listener (Apache Kafka itself needs -kafka-libs and is left to the
+// benchmark).
+func TestKafkaRuns(t *testing.T) {
+	var out, log bytes.Buffer
+	err := run(context.Background(), []string{"-kafka", "-kafka-records", "2000", "-runs", "1"}, &out, &log)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if !strings.Contains(out.String(), "| streambed (embedded) | franz-go |") || strings.Contains(out.String(), "| 0 |") {
+		t.Fatalf("table:\n%s\nlog:\n%s", out.String(), log.String())
+	}
+}
