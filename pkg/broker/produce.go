@@ -511,6 +511,7 @@ func (b *Broker) appendObjectWith(ctx context.Context, t offsets.Topic, batches 
 	req := &flushReq{t: t, batches: encoded, bytes: size, done: make(chan flushOut, 1)}
 	if idem == nil && !b.flush.cfg.Off {
 		b.flush.submit(req)
+		queued(ctx)
 		select {
 		case out := <-req.done:
 			return out.results, out.err
@@ -582,3 +583,22 @@ func (b *Broker) upload(ctx context.Context, obj []byte) (string, error) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// queuedKey carries a produce call's "records queued" callback.
+type queuedKey struct{}
+
+// WithQueued returns a context whose produce calls call fn once their
+// records are queued for a group-commit flush: from then on, a later
+// produce of the same partitions commits after them. A front end that
+// pipelines one client's requests (the Kafka listener) starts the next
+// request then, which keeps the client's order without waiting for the
+// first request to be durable. Without group commit fn is not called.
+func WithQueued(ctx context.Context, fn func()) context.Context {
+	return context.WithValue(ctx, queuedKey{}, fn)
+}
+
+func queued(ctx context.Context) {
+	if fn, ok := ctx.Value(queuedKey{}).(func()); ok {
+		fn()
+	}
+}

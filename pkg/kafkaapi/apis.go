@@ -37,6 +37,15 @@ var versions = map[int16]versionRange{
 	kmsg.CreatePartitions.Int16():        {0, 3},
 	kmsg.IncrementalAlterConfigs.Int16(): {0, 1},
 	kmsg.DescribeCluster.Int16():         {0, 1},
+	// Groups: the consumer protocol (KIP-848), offsets and group admin.
+	kmsg.FindCoordinator.Int16():        {0, 6},
+	kmsg.OffsetCommit.Int16():           {2, 9},
+	kmsg.OffsetFetch.Int16():            {1, 9},
+	kmsg.ListGroups.Int16():             {0, 5},
+	kmsg.DescribeGroups.Int16():         {0, 5},
+	kmsg.DeleteGroups.Int16():           {0, 2},
+	kmsg.ConsumerGroupHeartbeat.Int16(): {0, 1},
+	kmsg.ConsumerGroupDescribe.Int16():  {0, 1},
 }
 
 // handler answers one request; a nil response sends nothing, and an error
@@ -58,6 +67,22 @@ func handlerFor(key int16) handler {
 		return handleFetch
 	case kmsg.ListOffsets:
 		return handleListOffsets
+	case kmsg.FindCoordinator:
+		return handleFindCoordinator
+	case kmsg.OffsetCommit:
+		return handleOffsetCommit
+	case kmsg.OffsetFetch:
+		return handleOffsetFetch
+	case kmsg.ListGroups:
+		return handleListGroups
+	case kmsg.DescribeGroups:
+		return handleDescribeGroups
+	case kmsg.DeleteGroups:
+		return handleDeleteGroups
+	case kmsg.ConsumerGroupHeartbeat:
+		return handleConsumerGroupHeartbeat
+	case kmsg.ConsumerGroupDescribe:
+		return handleConsumerGroupDescribe
 	case kmsg.OffsetForLeaderEpoch:
 		return handleOffsetForLeaderEpoch
 	case kmsg.InitProducerID:

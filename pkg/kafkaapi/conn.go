@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -16,8 +18,8 @@ import (
 	"github.com/streambed/streambed/pkg/auth"
 )
 
-// conn is one client connection. Requests are read, handled and answered
-// one at a time, in order (as Kafka's broker does per connection).
+// conn is one client connection. Requests are answered in order; see
+// serveConn for which are handled concurrently.
 type conn struct {
 	s        *Server
 	nc       net.Conn
@@ -45,41 +47,199 @@ type request struct {
 	at           time.Time
 }
 
+// Pipelining: a client may send requests without waiting for answers
+// (the Java client and librdkafka keep up to five produce requests in
+// flight). Answers always go back in order. Produce requests are handled
+// concurrently so that a connection's requests share group-commit flushes,
+// yet each starts only once the one before it has queued its records, so
+// they commit in the order they were sent; any other request waits until
+// everything before it is answered, which keeps Kafka's one-at-a-time
+// semantics for them.
+const (
+	maxInFlight      = 5        // requests read ahead of their answers
+	maxInFlightBytes = 16 << 20 // their frames' bytes (one is always admitted)
+)
+
+// pending is a request read and not yet answered.
+type pending struct {
+	req   request
+	resp  kmsg.Response
+	err   error
+	bytes int
+	done  chan struct{}
+}
+
 func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	defer nc.Close()
 	c := &conn{s: s, nc: nc, r: bufio.NewReaderSize(nc, 64<<10)}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	queue := make(chan *pending, maxInFlight)
+	written := make(chan struct{})
+	var budget inflightBudget
+	// The writer answers in order and closes the connection on the first
+	// failure, which ends the reader too.
+	go func() {
+		defer close(written)
+		for p := range queue {
+			<-p.done
+			budget.release(p.bytes)
+			if p.err != nil {
+				s.log.Debug("closing a Kafka connection", "client", nc.RemoteAddr(), "api", p.req.key, "err", p.err)
+				cancel()
+				nc.Close()
+				continue
+			}
+			if p.resp == nil || ctx.Err() != nil {
+				continue // acks=0 produce: no answer
+			}
+			if err := c.write(p.req, p.resp); err != nil {
+				cancel()
+				nc.Close()
+			}
+		}
+	}()
+	defer func() { close(queue); <-written }()
+	var open []*pending          // requests read, perhaps not yet handled
+	var lastQueued chan struct{} // closed once the last produce queued its records
+	drain := func() {
+		for _, q := range open {
+			<-q.done
+		}
+		open = open[:0]
+	}
 	for ctx.Err() == nil {
 		frame, err := c.readFrame()
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
 				s.log.Debug("kafka connection closed", "client", nc.RemoteAddr(), "err", err)
 			}
 			return
 		}
 		if c.v0SASL {
+			drain()
 			if err := c.authenticateV0(ctx, frame); err != nil {
 				return
 			}
 			continue
 		}
-		req, resp, err := c.decode(frame)
-		if err != nil {
-			s.log.Debug("closing a Kafka connection", "client", nc.RemoteAddr(), "err", err)
+		p := &pending{bytes: len(frame), done: make(chan struct{})}
+		if !budget.acquire(ctx, p.bytes) {
 			return
 		}
-		if resp == nil {
-			if resp, err = c.handle(ctx, req); err != nil {
-				s.log.Debug("closing a Kafka connection", "client", nc.RemoteAddr(), "api", req.key, "err", err)
-				return
-			}
+		var resp kmsg.Response
+		p.req, resp, err = c.decode(frame)
+		queue <- p
+		switch {
+		case err != nil:
+			p.err = err
+			close(p.done)
+			return
+		case resp != nil:
+			p.resp = resp
+			close(p.done)
+			continue
 		}
-		if resp == nil {
-			continue // acks=0 produce: no answer
+		if _, ok := p.req.kreq.(*kmsg.ProduceRequest); ok && c.mayProceed() {
+			open = append(slices.DeleteFunc(open, isDone), p)
+			prev, mine := lastQueued, make(chan struct{})
+			lastQueued = mine
+			go func() {
+				defer close(p.done)
+				var once sync.Once
+				signal := func() { once.Do(func() { close(mine) }) }
+				defer signal()
+				if prev != nil {
+					select {
+					case <-prev:
+					case <-ctx.Done():
+						p.err = ctx.Err()
+						return
+					}
+				}
+				p.resp, p.err = c.handle(withQueued(ctx, signal), p.req)
+			}()
+			continue
 		}
-		if err := c.write(req, resp); err != nil {
+		// Anything else runs alone, after every earlier request.
+		drain()
+		p.resp, p.err = c.handle(ctx, p.req)
+		close(p.done)
+		if p.err != nil {
 			return
 		}
 	}
+}
+
+func isDone(p *pending) bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// mayProceed reports whether a request can be handled without first
+// authenticating (it then fails in handle, in order, closing the
+// connection).
+func (c *conn) mayProceed() bool {
+	return c.s.cfg.Auth == nil || c.authenticated
+}
+
+// inflightBudget bounds the bytes of requests read ahead of their answers;
+// one request is always admitted, however large (frames are bounded).
+type inflightBudget struct {
+	mu    sync.Mutex
+	bytes int
+	freed chan struct{}
+}
+
+func (b *inflightBudget) acquire(ctx context.Context, n int) bool {
+	for {
+		b.mu.Lock()
+		if b.bytes == 0 || b.bytes+n <= maxInFlightBytes {
+			b.bytes += n
+			b.mu.Unlock()
+			return true
+		}
+		if b.freed == nil {
+			b.freed = make(chan struct{})
+		}
+		wait := b.freed
+		b.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (b *inflightBudget) release(n int) {
+	b.mu.Lock()
+	b.bytes -= n
+	if b.freed != nil {
+		close(b.freed)
+		b.freed = nil
+	}
+	b.mu.Unlock()
+}
+
+// queuedKey carries a produce request's "records queued" signal.
+type queuedKey struct{}
+
+func withQueued(ctx context.Context, fn func()) context.Context {
+	return context.WithValue(ctx, queuedKey{}, fn)
+}
+
+// queuedSignal returns the signal a pipelined produce gives once its
+// records are queued (a no-op otherwise).
+func queuedSignal(ctx context.Context) func() {
+	if fn, ok := ctx.Value(queuedKey{}).(func()); ok {
+		return fn
+	}
+	return func() {}
 }
 
 // readFrame reads one size-prefixed request.

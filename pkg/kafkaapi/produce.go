@@ -19,6 +19,12 @@ func handleProduce(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Respon
 	req := kreq.(*kmsg.ProduceRequest)
 	resp := kmsg.NewPtrProduceResponse()
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	// A pipelined request has queued its records once every topic has
+	// (or has failed without).
+	var queuedAll sync.WaitGroup
+	queuedAll.Add(len(req.Topics))
+	requestQueued := queuedSignal(ctx)
+	go func() { queuedAll.Wait(); requestQueued() }()
 	var wg sync.WaitGroup
 	for i := range req.Topics {
 		rt := &req.Topics[i]
@@ -35,9 +41,14 @@ func handleProduce(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Respon
 		}
 		if !c.may(auth.Produce, auth.Topic, rt.Topic) {
 			fail(kerr.TopicAuthorizationFailed.Code, nil)
+			queuedAll.Done()
 			continue
 		}
+		var once sync.Once
+		topicQueued := func() { once.Do(queuedAll.Done) }
 		wg.Go(func() {
+			defer topicQueued()
+			ctx := broker.WithQueued(ctx, topicQueued)
 			parts := make([]broker.BatchProduce, len(rt.Partitions))
 			for j, rp := range rt.Partitions {
 				parts[j] = broker.BatchProduce{Partition: rp.Partition, Batches: rp.Records}

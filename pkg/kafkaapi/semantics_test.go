@@ -296,3 +296,53 @@ func TestEmptyFetchIsNotNull(t *testing.T) {
 		}
 	}
 }
+
+// TestPipelinedProduceKeepsOrder: produce requests sent back to back on
+// one connection, without waiting for answers, are handled together yet
+// commit in the order sent (an idempotent producer's sequences would
+// refuse anything else), and are answered in order; a request of another
+// kind after them sees all of them.
+func TestPipelinedProduceKeepsOrder(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.node.b.CreateTopic(e.ctx, "piped", 1, offsets.DefaultTopicConfig()); err != nil {
+		t.Fatal(err)
+	}
+	idr := kmsg.NewPtrInitProducerIDRequest()
+	idr.ProducerID, idr.ProducerEpoch = -1, -1
+	id, err := idr.RequestWith(e.ctx, e.client(t))
+	if err != nil || id.ErrorCode != 0 {
+		t.Fatal(err, id)
+	}
+	r := dial(t, e.node.addr)
+	const requests, per = 20, 3
+	for i := range requests {
+		var rb kmsg.RecordBatch
+		_ = rb.ReadFrom(batch(t, per))
+		rb.ProducerID, rb.ProducerEpoch, rb.FirstSequence = id.ProducerID, id.ProducerEpoch, int32(i*per)
+		r.send(produceReq("piped", fixCRC(rb.AppendTo(nil))), int32(i))
+	}
+	lo := kmsg.NewPtrListOffsetsRequest()
+	lo.Version = 4
+	lt := kmsg.NewListOffsetsRequestTopic()
+	lt.Topic = "piped"
+	lp := kmsg.NewListOffsetsRequestTopicPartition()
+	lp.Timestamp = -1
+	lt.Partitions = append(lt.Partitions, lp)
+	lo.Topics = append(lo.Topics, lt)
+	r.send(lo, requests)
+	for i := range requests {
+		resp := kmsg.NewPtrProduceResponse()
+		resp.Version = 7
+		if !r.recv(resp, int32(i)) {
+			t.Fatalf("connection closed at answer %d", i)
+		}
+		if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.BaseOffset != int64(i*per) {
+			t.Fatalf("request %d: code %v, base offset %d", i, kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+		}
+	}
+	lor := kmsg.NewPtrListOffsetsResponse()
+	lor.Version = 4
+	if !r.recv(lor, requests) || lor.Topics[0].Partitions[0].Offset != requests*per {
+		t.Fatalf("list offsets after the produces: %+v", lor.Topics[0].Partitions[0])
+	}
+}

@@ -93,6 +93,7 @@ public final class Interop {
             check(byTime.get(tps.get(0)).offset() == 0, "offset for a time before the first record");
 
             consume(bootstrap, topic, tps);
+            groupConsume(admin, bootstrap, topic, ends);
 
             TopicPartition busiest = tps.get(0);
             for (TopicPartition tp : tps) {
@@ -182,6 +183,45 @@ public final class Interop {
             }
             check(first == 2, "first offset after seek to 2: " + first);
         }
+    }
+
+    /**
+     * Reads everything as a member of a group with the consumer protocol
+     * (KIP-848: the broker assigns), commits, and checks the group's
+     * committed offsets through the AdminClient.
+     */
+    private static void groupConsume(Admin admin, String bootstrap, String topic,
+            Map<TopicPartition, org.apache.kafka.clients.admin.ListOffsetsResult.ListOffsetsResultInfo> ends) throws Exception {
+        String group = topic + "-group";
+        Properties cp = new Properties();
+        cp.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        cp.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        cp.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer");
+        cp.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        cp.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        cp.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        cp.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(cp)) {
+            consumer.subscribe(List.of(topic));
+            Set<String> seen = new HashSet<>();
+            long deadline = System.currentTimeMillis() + 60_000;
+            while (seen.size() < RECORDS) {
+                check(System.currentTimeMillis() < deadline, "group member consumed " + seen.size() + " of " + RECORDS);
+                for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(500))) {
+                    seen.add(r.key());
+                }
+            }
+            consumer.commitSync();
+        }
+        var committed = admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get();
+        for (var e : ends.entrySet()) {
+            long end = e.getValue().offset();
+            var c = committed.get(e.getKey());
+            check(end == 0 ? c == null || c.offset() == 0 : c != null && c.offset() == end,
+                    e.getKey() + ": committed " + c + ", log end " + end);
+        }
+        var described = admin.describeConsumerGroups(List.of(group)).all().get().get(group);
+        check(described != null, "group not described");
     }
 
     private static void check(boolean ok, String what) {
