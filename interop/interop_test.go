@@ -86,8 +86,8 @@ func tail(s string, n int) string {
 	return s
 }
 
-// TestKcat: kcat produces and consumes with every codec, and starts from
-// a timestamp with -o s@.
+// TestKcat: kcat produces and consumes with every codec, consumes as a
+// group member (-G), and starts from a timestamp with -o s@.
 func TestKcat(t *testing.T) {
 	kcat := requireClient(t, "STREAMBED_TEST_KCAT")
 	addr, b := startNode(t)
@@ -119,6 +119,33 @@ func TestKcat(t *testing.T) {
 			}
 		})
 	}
+	t.Run("as a group member", func(t *testing.T) {
+		if _, err := b.CreateTopic(ctx, "kcat-group", 3, offsets.DefaultTopicConfig()); err != nil {
+			t.Fatal(err)
+		}
+		var in strings.Builder
+		for i := range 30 {
+			fmt.Fprintf(&in, "k%d:v%d\n", i, i)
+		}
+		run(t, in.String(), kcat, "-b", addr, "-t", "kcat-group", "-P", "-K:")
+		// -G joins with the classic protocol; -e leaves at the end,
+		// committing what it read.
+		out := run(t, "", kcat, "-b", addr, "-G", "kcat-members", "kcat-group", "-o", "beginning", "-e", "-q", "-f", "%k=%s\n")
+		if got := strings.Fields(out); len(got) != 30 {
+			t.Fatalf("the member read %d records: %q", len(got), out)
+		}
+		committed, err := b.CommittedOffsets(ctx, "kcat-members", "kcat-group")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := int64(0)
+		for _, c := range committed {
+			sum += c.Offset
+		}
+		if sum != 30 {
+			t.Fatalf("committed offsets %+v sum to %d, want 30", committed, sum)
+		}
+	})
 	t.Run("from a timestamp", func(t *testing.T) {
 		if _, err := b.CreateTopic(ctx, "kcat-time", 1, offsets.DefaultTopicConfig()); err != nil {
 			t.Fatal(err)
@@ -135,8 +162,9 @@ func TestKcat(t *testing.T) {
 	})
 }
 
-// TestConfluentKafkaPython: admin, an idempotent producer and a consumer
-// with assign, through librdkafka 2.16 (interop/python/interop.py).
+// TestConfluentKafkaPython: admin, an idempotent producer, a consumer
+// with assign, and group members of both protocols, through librdkafka
+// 2.16 (interop/python/interop.py).
 func TestConfluentKafkaPython(t *testing.T) {
 	python := requireClient(t, "STREAMBED_TEST_CONFLUENT_PYTHON")
 	addr, _ := startNode(t)
@@ -146,9 +174,9 @@ func TestConfluentKafkaPython(t *testing.T) {
 	}
 }
 
-// TestJavaClient: AdminClient, an idempotent producer, and a consumer with
-// assign and seek, through Apache Kafka's Java client
-// (interop/java).
+// TestJavaClient: AdminClient, an idempotent producer, a consumer with
+// assign and seek, and group members of both protocols (classic and
+// consumer), through Apache Kafka's Java client (interop/java).
 func TestJavaClient(t *testing.T) {
 	cp := requireClient(t, "STREAMBED_TEST_JAVA_CLASSPATH")
 	addr, _ := startNode(t)
@@ -158,8 +186,8 @@ func TestJavaClient(t *testing.T) {
 	}
 }
 
-// TestKafkaJS: admin and an idempotent producer through kafkajs
-// (interop/node); its records are read back here.
+// TestKafkaJS: admin, an idempotent producer and a group member through
+// kafkajs (interop/node); its records are also read back here.
 func TestKafkaJS(t *testing.T) {
 	dir := requireClient(t, "STREAMBED_TEST_KAFKAJS")
 	addr, b := startNode(t)

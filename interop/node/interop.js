@@ -1,7 +1,7 @@
 // Drives a Streambed node with kafkajs: admin (create, metadata, offsets,
-// delete records) and a producer (idempotent, gzip). Exits non-zero on
-// the first thing that is not as Kafka would have it. Consuming needs a
-// consumer group (kafkajs has no assign); that waits for group support.
+// delete records), a producer (idempotent, gzip) and a consumer group
+// member (the classic protocol; kafkajs has no assign). Exits non-zero on
+// the first thing that is not as Kafka would have it.
 'use strict';
 const { Kafka, CompressionTypes, logLevel } = require('kafkajs');
 
@@ -35,6 +35,30 @@ async function main() {
     check(res.every((r) => r.errorCode === 0), `send: ${JSON.stringify(res)}`);
   }
   await producer.disconnect();
+
+  // Read everything back as a group member, committing as it goes.
+  const consumer = kafka.consumer({ groupId: `${topic}-group`, heartbeatInterval: 500 });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  const seen = new Set();
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`group member consumed ${seen.size} of ${RECORDS}`)), 60000);
+    consumer.run({
+      eachMessage: async ({ message }) => {
+        const key = message.key.toString();
+        check(message.value.toString() === `v${key.slice(1)}`, `record ${key}`);
+        seen.add(key);
+        if (seen.size === RECORDS) {
+          clearTimeout(timer);
+          resolve();
+        }
+      },
+    }).catch(reject);
+  });
+  await consumer.disconnect(); // commits what was read, then leaves
+  const committed = await admin.fetchOffsets({ groupId: `${topic}-group`, topics: [topic] });
+  const sum = committed[0].partitions.reduce((n, p) => n + Math.max(Number(p.offset), 0), 0);
+  check(sum === RECORDS, `committed offsets sum to ${sum}`);
 
   const offsets = await admin.fetchTopicOffsets(topic);
   const total = offsets.reduce((n, o) => n + Number(o.high), 0);

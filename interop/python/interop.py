@@ -78,24 +78,25 @@ def main(bootstrap, topic):
         seen[key] = True
     consumer.close()
 
-    # A group member with the consumer protocol (KIP-848: the broker
-    # assigns), committing what it read.
-    member = Consumer({"bootstrap.servers": bootstrap, "group.id": topic + "-group", "group.protocol": "consumer",
-                       "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-    member.subscribe([topic])
-    got = set()
-    deadline = time.time() + 60
-    while len(got) < RECORDS:
-        check(time.time() < deadline, f"group member consumed {len(got)} of {RECORDS}")
-        msg = member.poll(0.5)
-        if msg is None:
-            continue
-        check(msg.error() is None, f"group consume: {msg.error()}")
-        got.add(msg.key().decode())
-    member.commit(asynchronous=False)
-    committed = member.committed([TopicPartition(topic, p) for p in range(3)], timeout=15)
-    check(sum(max(tp.offset, 0) for tp in committed) == RECORDS, f"committed {committed}")
-    member.close()
+    # Group members with the consumer protocol (KIP-848: the broker
+    # assigns) and the classic one, committing what they read.
+    for protocol in ("consumer", "classic"):
+        member = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}-{protocol}", "group.protocol": protocol,
+                           "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        member.subscribe([topic])
+        got = set()
+        deadline = time.time() + 60
+        while len(got) < RECORDS:
+            check(time.time() < deadline, f"{protocol} group member consumed {len(got)} of {RECORDS}")
+            msg = member.poll(0.5)
+            if msg is None:
+                continue
+            check(msg.error() is None, f"group consume: {msg.error()}")
+            got.add(msg.key().decode())
+        member.commit(asynchronous=False)
+        committed = member.committed([TopicPartition(topic, p) for p in range(3)], timeout=15)
+        check(sum(max(tp.offset, 0) for tp in committed) == RECORDS, f"{protocol}: committed {committed}")
+        member.close()
 
     admin.delete_topics([topic])[topic].result(15)
     print("python interop: OK")

@@ -46,6 +46,11 @@ var versions = map[int16]versionRange{
 	kmsg.DeleteGroups.Int16():           {0, 2},
 	kmsg.ConsumerGroupHeartbeat.Int16(): {0, 1},
 	kmsg.ConsumerGroupDescribe.Int16():  {0, 1},
+	// The classic group protocol, over the same server-side assignment.
+	kmsg.JoinGroup.Int16():  {0, 9},
+	kmsg.SyncGroup.Int16():  {0, 5},
+	kmsg.Heartbeat.Int16():  {0, 4},
+	kmsg.LeaveGroup.Int16(): {0, 5},
 }
 
 // handler answers one request; a nil response sends nothing, and an error
@@ -83,6 +88,14 @@ func handlerFor(key int16) handler {
 		return handleConsumerGroupHeartbeat
 	case kmsg.ConsumerGroupDescribe:
 		return handleConsumerGroupDescribe
+	case kmsg.JoinGroup:
+		return handleJoinGroup
+	case kmsg.SyncGroup:
+		return handleSyncGroup
+	case kmsg.Heartbeat:
+		return handleHeartbeat
+	case kmsg.LeaveGroup:
+		return handleLeaveGroup
 	case kmsg.OffsetForLeaderEpoch:
 		return handleOffsetForLeaderEpoch
 	case kmsg.InitProducerID:

@@ -27,11 +27,11 @@ type groupConsumer struct {
 	done chan struct{}
 }
 
-func startGroupConsumer(t *testing.T, seeds []string, group, topic string, seen func(member int, r *kgo.Record), member int) *groupConsumer {
+func startGroupConsumer(t *testing.T, seeds []string, group, topic string, seen func(member int, r *kgo.Record), member int, protocol []kgo.Opt) *groupConsumer {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
-		kgo.Balancers(kgo.RangeBalancer()), kgo.ServerSideBalancer(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.DisableAutoCommit(), kgo.RetryTimeout(20*time.Second))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(), kgo.RetryTimeout(20 * time.Second),
+		kgo.HeartbeatInterval(500 * time.Millisecond)}, protocol...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,18 +59,33 @@ func (g *groupConsumer) close() {
 	g.cl.Close() // leaves the group
 }
 
-// TestConsumerGroupKIP848: franz-go members of one group (the consumer
-// protocol, server-side assignment) over two nodes join and leave while
-// records flow: every record is read, the group's committed offsets reach
-// the log end, and no two live members read one partition at once.
-func TestConsumerGroupKIP848(t *testing.T) {
+// TestConsumerGroups: franz-go members of one group over two nodes join
+// and leave while records flow, with the consumer protocol (KIP-848) and
+// with the classic protocol, eager and cooperative: every record is read,
+// the group's committed offsets reach the log end, and partitions move
+// only when membership changes (no two live members read one partition
+// back and forth).
+func TestConsumerGroups(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		protocol []kgo.Opt
+	}{
+		{"consumer protocol", []kgo.Opt{kgo.Balancers(kgo.RangeBalancer()), kgo.ServerSideBalancer()}},
+		{"classic eager", []kgo.Opt{kgo.Balancers(kgo.RangeBalancer())}},
+		{"classic cooperative", []kgo.Opt{kgo.Balancers(kgo.CooperativeStickyBalancer())}},
+	} {
+		t.Run(c.name, func(t *testing.T) { testConsumerGroup(t, c.protocol) })
+	}
+}
+
+func testConsumerGroup(t *testing.T, protocol []kgo.Opt) {
 	store := offsets.New(memtable.New())
 	bucket := membucket.New()
 	a := startNode(t, store, bucket, kafkaapi.Config{NodeID: 1})
 	b := startNode(t, store, bucket, kafkaapi.Config{NodeID: 2})
 	seeds := []string{a.addr, b.addr}
 	ctx := context.Background()
-	const topic, group, parts = "grouped", "g848", 6
+	const topic, group, parts = "grouped", "g", 6
 	if _, err := a.b.CreateTopic(ctx, topic, parts, offsets.DefaultTopicConfig()); err != nil {
 		t.Fatal(err)
 	}
@@ -117,10 +132,10 @@ func TestConsumerGroupKIP848(t *testing.T) {
 	}
 
 	produce(300)
-	m1 := startGroupConsumer(t, seeds, group, topic, seen, 1)
+	m1 := startGroupConsumer(t, seeds, group, topic, seen, 1, protocol)
 	waitRead(300)
-	m2 := startGroupConsumer(t, seeds, group, topic, seen, 2)
-	m3 := startGroupConsumer(t, seeds, group, topic, seen, 3)
+	m2 := startGroupConsumer(t, seeds, group, topic, seen, 2, protocol)
+	m3 := startGroupConsumer(t, seeds, group, topic, seen, 3, protocol)
 	for range 5 {
 		produce(60)
 		time.Sleep(100 * time.Millisecond)

@@ -93,7 +93,8 @@ public final class Interop {
             check(byTime.get(tps.get(0)).offset() == 0, "offset for a time before the first record");
 
             consume(bootstrap, topic, tps);
-            groupConsume(admin, bootstrap, topic, ends);
+            groupConsume(admin, bootstrap, topic, ends, "consumer");
+            groupConsume(admin, bootstrap, topic, ends, "classic");
 
             TopicPartition busiest = tps.get(0);
             for (TopicPartition tp : tps) {
@@ -186,17 +187,18 @@ public final class Interop {
     }
 
     /**
-     * Reads everything as a member of a group with the consumer protocol
-     * (KIP-848: the broker assigns), commits, and checks the group's
-     * committed offsets through the AdminClient.
+     * Reads everything as a member of a group with the given protocol
+     * (consumer: KIP-848; classic: JoinGroup/SyncGroup), commits, and checks
+     * the group's committed offsets through the AdminClient.
      */
     private static void groupConsume(Admin admin, String bootstrap, String topic,
-            Map<TopicPartition, org.apache.kafka.clients.admin.ListOffsetsResult.ListOffsetsResultInfo> ends) throws Exception {
-        String group = topic + "-group";
+            Map<TopicPartition, org.apache.kafka.clients.admin.ListOffsetsResult.ListOffsetsResultInfo> ends,
+            String protocol) throws Exception {
+        String group = topic + "-" + protocol;
         Properties cp = new Properties();
         cp.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         cp.put(ConsumerConfig.GROUP_ID_CONFIG, group);
-        cp.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer");
+        cp.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
         cp.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         cp.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         cp.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
@@ -206,7 +208,7 @@ public final class Interop {
             Set<String> seen = new HashSet<>();
             long deadline = System.currentTimeMillis() + 60_000;
             while (seen.size() < RECORDS) {
-                check(System.currentTimeMillis() < deadline, "group member consumed " + seen.size() + " of " + RECORDS);
+                check(System.currentTimeMillis() < deadline, protocol + " group member consumed " + seen.size() + " of " + RECORDS);
                 for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(500))) {
                     seen.add(r.key());
                 }

@@ -1,0 +1,257 @@
+package kafkaapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streambed/streambed/pkg/auth"
+	"github.com/streambed/streambed/pkg/broker"
+	"github.com/streambed/streambed/pkg/offsets"
+)
+
+// The classic group protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup)
+// over the broker's server-side assignment, as Kafka 4 serves classic
+// members of a consumer group: the broker assigns, not a leader member.
+//
+//   - JoinGroup reads the subscription (and, for cooperative clients, the
+//     partitions still owned) from the consumer protocol's metadata and
+//     heartbeats the member into the group; the generation is the member
+//     epoch. No member is made leader, so none computes an assignment.
+//   - SyncGroup answers the partitions the member may consume now,
+//     encoded as the consumer protocol's assignment.
+//   - Heartbeat answers REBALANCE_IN_PROGRESS when that set has changed:
+//     partitions to give up, or partitions freed for it. An eager client
+//     then gives up everything and rejoins; a cooperative one only what it
+//     lost. A partition moves only after its owner gave it up, so no two
+//     live members consume one partition.
+//
+// Only assignors whose assignment is just partitions can be served this
+// way (range, roundrobin, sticky, cooperative-sticky, kafkajs's
+// RoundRobinAssigner). Custom assignors that carry their own data, such as
+// Kafka Streams', need the leader's client-side assignment, which is not
+// run here; such a join is refused with INCONSISTENT_GROUP_PROTOCOL.
+
+// serverAssignable lists the assignors whose assignments are plain
+// partitions, most preferred first: a cooperative one keeps rebalances
+// incremental.
+var serverAssignable = []string{"cooperative-sticky", "range", "roundrobin", "sticky", "RoundRobinAssigner", "uniform"}
+
+// noLeader is the leader id classic members are told: not one of them, so
+// none runs an assignor.
+const noLeader = "streambed"
+
+func handleJoinGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.JoinGroupRequest)
+	resp := kmsg.NewPtrJoinGroupResponse()
+	resp.Generation, resp.LeaderID, resp.MemberID = -1, noLeader, req.MemberID
+	fail := func(code int16, msg string) (kmsg.Response, error) {
+		resp.ErrorCode = code
+		if msg != "" {
+			c.s.log.Info("refused a Kafka JoinGroup", "group", req.Group, "client_id", c.clientID, "why", msg)
+		}
+		return resp, nil
+	}
+	if !c.may(auth.Consume, auth.Group, req.Group) {
+		return fail(kerr.GroupAuthorizationFailed.Code, "")
+	}
+	if req.ProtocolType != "consumer" {
+		return fail(kerr.InconsistentGroupProtocol.Code, "protocol type "+req.ProtocolType+" is not served; only consumer groups are")
+	}
+	var proto *kmsg.JoinGroupRequestProtocol
+	for _, name := range serverAssignable {
+		for i := range req.Protocols {
+			if req.Protocols[i].Name == name {
+				proto = &req.Protocols[i]
+				break
+			}
+		}
+		if proto != nil {
+			break
+		}
+	}
+	if proto == nil {
+		return fail(kerr.InconsistentGroupProtocol.Code, "no assignor the broker can run (custom assignors, such as Kafka Streams', are not supported)")
+	}
+	var meta kmsg.ConsumerMemberMetadata
+	if err := meta.ReadFrom(proto.Metadata); err != nil {
+		return fail(kerr.InconsistentGroupProtocol.Code, "unreadable consumer protocol metadata: "+err.Error())
+	}
+	for _, t := range meta.Topics {
+		if !c.may(auth.Consume, auth.Topic, t) {
+			return fail(kerr.TopicAuthorizationFailed.Code, "")
+		}
+	}
+	if req.MemberID == "" {
+		id := "consumer-" + randomHex(8)
+		if req.Version >= 4 {
+			// KIP-394: the client rejoins with this id, so an
+			// abandoned first attempt leaves no member behind.
+			resp.MemberID = id
+			return fail(kerr.MemberIDRequired.Code, "")
+		}
+		req.MemberID = id
+	}
+	h := broker.Heartbeat{Group: req.Group, MemberID: storeMemberID(req.MemberID), Topics: meta.Topics,
+		SessionTimeout: msDuration(req.SessionTimeoutMillis), ClientID: c.clientID, Principal: c.id.Principal,
+		Owned: []offsets.TopicPartitions{}}
+	for _, op := range meta.OwnedPartitions {
+		h.Owned = append(h.Owned, offsets.TopicPartitions{Topic: op.Topic, Partitions: op.Partitions})
+	}
+	if h.Topics == nil {
+		h.Topics = []string{}
+	}
+	// A member rejoining keeps its id and epoch; an unknown (or expired)
+	// one joins afresh.
+	if _, m, err := c.s.store.GroupMember(ctx, req.Group, h.MemberID); err == nil && m.Live(nowMs()) {
+		h.MemberEpoch = m.Epoch
+	}
+	res, err := c.s.b.Heartbeat(ctx, h)
+	if err != nil {
+		return fail(classicErrorCode(err), err.Error())
+	}
+	resp.Generation, resp.MemberID = res.MemberEpoch, req.MemberID
+	resp.ProtocolType, resp.Protocol = strp("consumer"), strp(proto.Name)
+	return resp, nil
+}
+
+func handleSyncGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.SyncGroupRequest)
+	resp := kmsg.NewPtrSyncGroupResponse()
+	resp.ProtocolType, resp.Protocol = req.ProtocolType, req.Protocol
+	if !c.may(auth.Consume, auth.Group, req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp, nil
+	}
+	res, _, err := c.classicBeat(ctx, req.Group, req.MemberID, req.Generation)
+	switch {
+	case err != nil:
+		resp.ErrorCode = classicErrorCode(err)
+		return resp, nil
+	case res.MemberEpoch != req.Generation:
+		resp.ErrorCode = kerr.RebalanceInProgress.Code
+		return resp, nil
+	}
+	as := kmsg.NewConsumerMemberAssignment()
+	for _, tp := range res.Assignment {
+		at := kmsg.NewConsumerMemberAssignmentTopic()
+		at.Topic, at.Partitions = tp.Topic, tp.Partitions
+		as.Topics = append(as.Topics, at)
+	}
+	resp.MemberAssignment = as.AppendTo(nil)
+	return resp, nil
+}
+
+func handleHeartbeat(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.HeartbeatRequest)
+	resp := kmsg.NewPtrHeartbeatResponse()
+	if !c.may(auth.Consume, auth.Group, req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp, nil
+	}
+	res, before, err := c.classicBeat(ctx, req.Group, req.MemberID, req.Generation)
+	switch {
+	case err != nil:
+		resp.ErrorCode = classicErrorCode(err)
+	case res.MemberEpoch != req.Generation || !sameTPs(res.Assignment, before):
+		// Something to give up, or something freed for it: rejoin.
+		resp.ErrorCode = kerr.RebalanceInProgress.Code
+	}
+	return resp, nil
+}
+
+// classicBeat heartbeats a classic member with what it was given (its
+// owned partitions as stored); it returns the result and what the member
+// owned before.
+func (c *conn) classicBeat(ctx context.Context, group, member string, generation int32) (broker.HeartbeatResult, []offsets.TopicPartitions, error) {
+	id := storeMemberID(member)
+	_, m, err := c.s.store.GroupMember(ctx, group, id)
+	if err != nil {
+		return broker.HeartbeatResult{}, nil, err
+	}
+	if m.Version == 0 {
+		return broker.HeartbeatResult{}, nil, offsets.ErrUnknownMember
+	}
+	res, err := c.s.b.Heartbeat(ctx, broker.Heartbeat{Group: group, MemberID: id, MemberEpoch: generation, ClientID: c.clientID, Principal: c.id.Principal})
+	return res, m.Owned, err
+}
+
+func handleLeaveGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.LeaveGroupRequest)
+	resp := kmsg.NewPtrLeaveGroupResponse()
+	if !c.may(auth.Consume, auth.Group, req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp, nil
+	}
+	ids := []string{req.MemberID}
+	if req.Version >= 3 {
+		ids = ids[:0]
+		for _, m := range req.Members {
+			ids = append(ids, m.MemberID)
+		}
+	}
+	for _, id := range ids {
+		_, err := c.s.b.Heartbeat(ctx, broker.Heartbeat{Group: req.Group, MemberID: storeMemberID(id), MemberEpoch: -1, Principal: c.id.Principal})
+		code := int16(0)
+		if err != nil {
+			code = classicErrorCode(err)
+		}
+		if req.Version >= 3 {
+			lm := kmsg.NewLeaveGroupResponseMember()
+			lm.MemberID, lm.ErrorCode = id, code
+			resp.Members = append(resp.Members, lm)
+		} else {
+			resp.ErrorCode = code
+		}
+	}
+	return resp, nil
+}
+
+// classicErrorCode maps group errors to the classic protocol's codes.
+func classicErrorCode(err error) int16 {
+	switch {
+	case errors.Is(err, offsets.ErrUnknownMember):
+		return kerr.UnknownMemberID.Code
+	case errors.Is(err, offsets.ErrStaleMemberEpoch):
+		return kerr.IllegalGeneration.Code
+	}
+	return errorCode(err)
+}
+
+// sameTPs reports whether two assignments hold the same partitions.
+func sameTPs(a, b []offsets.TopicPartitions) bool {
+	set := func(tps []offsets.TopicPartitions) map[offsets.TopicPartition]bool {
+		out := map[offsets.TopicPartition]bool{}
+		for _, tp := range tps {
+			for _, p := range tp.Partitions {
+				out[offsets.TopicPartition{Topic: tp.Topic, Partition: p}] = true
+			}
+		}
+		return out
+	}
+	sa, sb := set(a), set(b)
+	if len(sa) != len(sb) {
+		return false
+	}
+	for k := range sa {
+		if !sb[k] {
+			return false
+		}
+	}
+	return true
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func msDuration(ms int32) time.Duration { return time.Duration(max(ms, 0)) * time.Millisecond }
+
+func nowMs() int64 { return time.Now().UnixMilli() }
