@@ -8,6 +8,7 @@ out="$root/bin/interop"
 mkdir -p "$out"
 PYTHON=${PYTHON:-python3}
 CONFLUENT_KAFKA_VERSION=2.16.1 # librdkafka 2.16 inside the wheel
+SPARK_VERSION=4.1.1             # pyspark, and spark-sql-kafka-0-10 in interop/spark/pom.xml
 log() { printf 'interop: %s\n' "$*" >&2; }
 missing=()
 
@@ -26,9 +27,18 @@ if [ ! -x "$out/venv/bin/python" ] || ! "$out/venv/bin/python" -c "import conflu
     missing+=("confluent-kafka (pip install confluent-kafka==$CONFLUENT_KAFKA_VERSION)")
 fi
 
+# pyspark in the same environment (its Spark runs on the machine's Java 17).
+if [ -x "$out/venv/bin/python" ] && ! "$out/venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('pyspark') != '$SPARK_VERSION')" 2>/dev/null; then
+  log "installing pyspark $SPARK_VERSION into bin/interop/venv (once; about 400 MB)"
+  "$out/venv/bin/pip" install -q --disable-pip-version-check "pyspark==$SPARK_VERSION" ||
+    missing+=("pyspark (pip install pyspark==$SPARK_VERSION)")
+fi
+
 # Apache Kafka's Java client: built with Maven, dependencies cached in bin/m2.
 if command -v mvn >/dev/null 2>&1 && command -v java >/dev/null 2>&1; then
-  if [ ! -f "$out/java/interop-1.jar" ] || [ "$root/interop/java/pom.xml" -nt "$out/java/interop-1.jar" ] ||
+  stale_cp=false
+  for f in $(tr ':' ' ' <"$out/java.classpath" 2>/dev/null || echo missing); do [ -f "$f" ] || stale_cp=true; done
+  if $stale_cp || [ ! -f "$out/java/interop-1.jar" ] || [ "$root/interop/java/pom.xml" -nt "$out/java/interop-1.jar" ] ||
      [ -n "$(find "$root/interop/java/src" -newer "$out/java/interop-1.jar" -print -quit)" ]; then
     log "building the Java interop program (Maven; dependencies cached in bin/m2)"
     mvn -q -B -Dmaven.repo.local="$root/bin/m2" -f "$root/interop/java/pom.xml" package \
@@ -37,6 +47,18 @@ if command -v mvn >/dev/null 2>&1 && command -v java >/dev/null 2>&1; then
   fi
 else
   missing+=("Java 17 and Maven (Debian: apt-get install openjdk-17-jdk-headless maven)")
+fi
+
+# Spark's Kafka source and sink: its jars from Maven Central (through the
+# central-only settings: Spark's poms name mirrors not every network reaches).
+if command -v mvn >/dev/null 2>&1 && [ ! -f "$out/spark-jars/spark-sql-kafka-0-10_2.13-$SPARK_VERSION.jar" ]; then
+  log "fetching spark-sql-kafka-0-10 $SPARK_VERSION (Maven)"
+  rm -rf "$out/spark-jars"
+  mvn -q -B -s "$root/interop/maven-settings.xml" -Dmaven.repo.local="$root/bin/m2" -Dspark.version="$SPARK_VERSION" \
+    -f "$root/interop/spark/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+    -DincludeArtifactIds=spark-sql-kafka-0-10_2.13,spark-token-provider-kafka-0-10_2.13,kafka-clients,commons-pool2 \
+    -DoutputDirectory="$out/spark-jars" >"$out/mvn-spark.log" 2>&1 ||
+    { log "Maven failed; see $out/mvn-spark.log"; missing+=("spark-sql-kafka (see $out/mvn-spark.log)"); }
 fi
 
 # kafkajs from npm, at the version package-lock.json pins.
@@ -57,6 +79,8 @@ fi
   [ -f "$out/java/interop-1.jar" ] && [ -f "$out/java.classpath" ] &&
     echo "STREAMBED_TEST_JAVA_CLASSPATH=$out/java/interop-1.jar:$(cat "$out/java.classpath")"
   [ -d "$root/interop/node/node_modules/kafkajs" ] && echo "STREAMBED_TEST_KAFKAJS=$root/interop/node"
+  "$out/venv/bin/python" -c "import pyspark" 2>/dev/null && echo "STREAMBED_TEST_SPARK_PYTHON=$out/venv/bin/python"
+  [ -f "$out/spark-jars/spark-sql-kafka-0-10_2.13-$SPARK_VERSION.jar" ] && echo "STREAMBED_TEST_SPARK_JARS=$out/spark-jars"
 } >"$root/bin/interop.env"
 
 if [ ${#missing[@]} -gt 0 ]; then

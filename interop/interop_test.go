@@ -23,6 +23,7 @@ import (
 	"github.com/streambed/streambed/pkg/broker"
 	"github.com/streambed/streambed/pkg/kafkaapi"
 	"github.com/streambed/streambed/pkg/offsets"
+	"github.com/streambed/streambed/pkg/segments"
 )
 
 // startNode serves a Kafka listener on the embedded default's storage (a
@@ -216,5 +217,32 @@ func TestKafkaJS(t *testing.T) {
 	// One record was deleted from the front of the busier partition.
 	if read != 99 {
 		t.Fatalf("read %d records back, want 99", read)
+	}
+}
+
+// TestSpark: Spark Structured Streaming's Kafka source and sink
+// (pyspark with spark-sql-kafka-0-10) read a Streambed topic in batch
+// (startingOffsets/endingOffsets) and as a stream while records are
+// produced, and write back into Streambed (interop/spark).
+func TestSpark(t *testing.T) {
+	python := requireClient(t, "STREAMBED_TEST_SPARK_PYTHON")
+	jars := requireClient(t, "STREAMBED_TEST_SPARK_JARS")
+	addr, b := startNode(t)
+	ctx := context.Background()
+	for _, name := range []string{"spark-in", "spark-out"} {
+		if _, err := b.CreateTopic(ctx, name, 3, offsets.DefaultTopicConfig()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var recs []broker.ProduceRecord
+	for i := range 100 {
+		recs = append(recs, broker.ProduceRecord{Record: segments.Record{Timestamp: broker.NoTimestamp, Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "v%d", i)}, Partition: broker.NoPartition})
+	}
+	if _, err := b.Produce(ctx, "spark-in", recs, broker.ProduceOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out := run(t, "", python, filepath.Join("spark", "interop_spark.py"), addr, "spark-in", "spark-out", jars)
+	if !strings.Contains(out, "spark interop: OK") {
+		t.Fatalf("output: %s", out)
 	}
 }
