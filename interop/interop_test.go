@@ -246,3 +246,46 @@ func TestSpark(t *testing.T) {
 		t.Fatalf("output: %s", out)
 	}
 }
+
+// TestKafkaStreams: a Kafka Streams word count (a repartition topic, a
+// state store with a changelog on a compacted topic) counts exactly, is
+// stopped, and restarted after more input restores its store from the
+// changelog and counts on exactly (interop/java WordCount).
+func TestKafkaStreams(t *testing.T) {
+	cp := requireClient(t, "STREAMBED_TEST_JAVA_CLASSPATH")
+	addr, b := startNode(t)
+	ctx := context.Background()
+	for _, name := range []string{"wc-in", "wc-out"} {
+		if _, err := b.CreateTopic(ctx, name, 3, offsets.DefaultTopicConfig()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counts := map[string]int{}
+	produce := func(lines ...string) {
+		t.Helper()
+		var recs []broker.ProduceRecord
+		for i, l := range lines {
+			recs = append(recs, broker.ProduceRecord{Record: segments.Record{Timestamp: broker.NoTimestamp, Key: fmt.Appendf(nil, "line-%d", i), Value: []byte(l)}, Partition: broker.NoPartition})
+			for _, w := range strings.Fields(l) {
+				counts[w]++
+			}
+		}
+		if _, err := b.Produce(ctx, "wc-in", recs, broker.ProduceOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wordCount := func() {
+		t.Helper()
+		args := []string{"-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", cp, "dev.streambed.interop.WordCount", addr, "wc-in", "wc-out", "wordcount"}
+		for w, n := range counts {
+			args = append(args, fmt.Sprintf("%s=%d", w, n))
+		}
+		if out := run(t, "", "java", args...); !strings.Contains(out, "word count: OK") {
+			t.Fatalf("output: %s", out)
+		}
+	}
+	produce("the quick brown fox", "jumps over the lazy dog", "the end")
+	wordCount()
+	produce("the fox again", "a dog again", "quick quick")
+	wordCount()
+}

@@ -37,6 +37,7 @@ const (
 	CodeStaleMemberEpoch     Code = "stale_member_epoch"
 	CodePartitionNotAssigned Code = "partition_not_assigned"
 	CodeGroupNotEmpty        Code = "group_not_empty"
+	CodeGroupProtocol        Code = "group_protocol_mismatch"
 	CodeIdempotencyKeyReused Code = "idempotency_key_reused"
 	CodeStalePartitionCount  Code = "stale_partition_count"
 	CodeUnauthenticated      Code = "unauthenticated"
@@ -107,6 +108,7 @@ var Catalog = map[Code]CodeInfo{
 	CodeStaleMemberEpoch:     {http.StatusConflict, false, "Stale member epoch", 22},
 	CodePartitionNotAssigned: {http.StatusConflict, false, "Partition not assigned", 22},
 	CodeGroupNotEmpty:        {http.StatusConflict, false, "Group not empty", 68},
+	CodeGroupProtocol:        {http.StatusConflict, false, "Group protocol mismatch", 23},
 	// IdempotencyKeyReused: the key was first used with other records (by
 	// this principal, on this topic, within its lifetime). Nothing stored.
 	CodeIdempotencyKeyReused: {http.StatusUnprocessableEntity, false, "Idempotency-Key reused", 42},

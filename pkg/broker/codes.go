@@ -40,6 +40,7 @@ var sentinels = []struct {
 	{offsets.ErrStaleMemberEpoch, api.CodeStaleMemberEpoch},
 	{offsets.ErrPartitionNotAssigned, api.CodePartitionNotAssigned},
 	{offsets.ErrGroupNotEmpty, api.CodeGroupNotEmpty},
+	{offsets.ErrGroupProtocol, api.CodeGroupProtocol},
 	{offsets.ErrIdempotencyKeyReused, api.CodeIdempotencyKeyReused},
 	{offsets.ErrStalePartitionCount, api.CodeStalePartitionCount},
 	{offsets.ErrInvalid, api.CodeInvalidRequest},

@@ -247,6 +247,9 @@ func (b *Broker) membership(ctx context.Context, h *Heartbeat) (offsets.GroupVie
 				return v, m, err
 			}
 		}
+		if v.Meta.LiveClassicMembers(now) > 0 {
+			return v, m, fmt.Errorf("%w: %s has members that assign partitions themselves (Kafka's classic protocol with a custom assignor); join it the same way, or use another group", offsets.ErrGroupProtocol, h.Group)
+		}
 		if m.Version == 0 && v.Meta.Members >= MaxGroupMembers {
 			return v, m, fieldErr("member_id", "group %s already has %d members, the limit", h.Group, MaxGroupMembers)
 		}
@@ -1050,6 +1053,16 @@ func (b *Broker) DescribeGroup(ctx context.Context, group string) (GroupInfo, er
 		info.State = GroupEmpty
 	}
 	return info, nil
+}
+
+// LiveMemberCount is how many members of a broker-assigned group are live
+// (0 for a group that does not exist).
+func (b *Broker) LiveMemberCount(ctx context.Context, group string) int {
+	members, err := b.store.GroupMembers(ctx, group)
+	if err != nil {
+		return 0
+	}
+	return len(offsets.LiveMembers(members, b.now().UnixMilli()))
 }
 
 // ListGroups lists group names.

@@ -34,8 +34,7 @@ import (
 // Only assignors whose assignment is just partitions can be served this
 // way (range, roundrobin, sticky, cooperative-sticky, kafkajs's
 // RoundRobinAssigner). Custom assignors that carry their own data, such as
-// Kafka Streams', need the leader's client-side assignment, which is not
-// run here; such a join is refused with INCONSISTENT_GROUP_PROTOCOL.
+// Kafka Streams', get Kafka's own leader-based protocol (clientassign.go).
 
 // serverAssignable lists the assignors whose assignments are plain
 // partitions, most preferred first: a cooperative one keeps rebalances
@@ -60,9 +59,6 @@ func handleJoinGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Resp
 	if !c.may(auth.Consume, auth.Group, req.Group) {
 		return fail(kerr.GroupAuthorizationFailed.Code, "")
 	}
-	if req.ProtocolType != "consumer" {
-		return fail(kerr.InconsistentGroupProtocol.Code, "protocol type "+req.ProtocolType+" is not served; only consumer groups are")
-	}
 	var proto *kmsg.JoinGroupRequestProtocol
 	for _, name := range serverAssignable {
 		for i := range req.Protocols {
@@ -75,18 +71,6 @@ func handleJoinGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Resp
 			break
 		}
 	}
-	if proto == nil {
-		return fail(kerr.InconsistentGroupProtocol.Code, "no assignor the broker can run (custom assignors, such as Kafka Streams', are not supported)")
-	}
-	var meta kmsg.ConsumerMemberMetadata
-	if err := meta.ReadFrom(proto.Metadata); err != nil {
-		return fail(kerr.InconsistentGroupProtocol.Code, "unreadable consumer protocol metadata: "+err.Error())
-	}
-	for _, t := range meta.Topics {
-		if !c.may(auth.Consume, auth.Topic, t) {
-			return fail(kerr.TopicAuthorizationFailed.Code, "")
-		}
-	}
 	if req.MemberID == "" {
 		id := "consumer-" + randomHex(8)
 		if req.Version >= 4 {
@@ -96,6 +80,22 @@ func handleJoinGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Resp
 			return fail(kerr.MemberIDRequired.Code, "")
 		}
 		req.MemberID = id
+	}
+	// Members that assign partitions themselves (a custom assignor, or
+	// another protocol type) get Kafka's leader-based protocol; so does
+	// anyone joining a group that is already of that kind.
+	if g, err := c.classicRead(ctx, req.Group); proto == nil || req.ProtocolType != "consumer" ||
+		err == nil && g != nil && len(g.Members) > 0 {
+		return c.joinClientAssigned(ctx, req, resp)
+	}
+	var meta kmsg.ConsumerMemberMetadata
+	if err := meta.ReadFrom(proto.Metadata); err != nil {
+		return fail(kerr.InconsistentGroupProtocol.Code, "unreadable consumer protocol metadata: "+err.Error())
+	}
+	for _, t := range meta.Topics {
+		if !c.may(auth.Consume, auth.Topic, t) {
+			return fail(kerr.TopicAuthorizationFailed.Code, "")
+		}
 	}
 	h := broker.Heartbeat{Group: req.Group, MemberID: storeMemberID(req.MemberID), Topics: meta.Topics,
 		SessionTimeout: msDuration(req.SessionTimeoutMillis), ClientID: c.clientID, Principal: c.id.Principal,
@@ -128,6 +128,9 @@ func handleSyncGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Resp
 		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
 		return resp, nil
 	}
+	if _, ok := c.clientAssignedMember(ctx, req.Group, req.MemberID); ok {
+		return c.syncClientAssigned(ctx, req, resp)
+	}
 	res, _, err := c.classicBeat(ctx, req.Group, req.MemberID, req.Generation)
 	switch {
 	case err != nil:
@@ -153,6 +156,9 @@ func handleHeartbeat(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Resp
 	if !c.may(auth.Consume, auth.Group, req.Group) {
 		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
 		return resp, nil
+	}
+	if _, ok := c.clientAssignedMember(ctx, req.Group, req.MemberID); ok {
+		return c.heartbeatClientAssigned(ctx, req, resp)
 	}
 	res, before, err := c.classicBeat(ctx, req.Group, req.MemberID, req.Generation)
 	switch {
@@ -194,6 +200,23 @@ func handleLeaveGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Res
 		for _, m := range req.Members {
 			ids = append(ids, m.MemberID)
 		}
+	}
+	if g, err := c.classicRead(ctx, req.Group); err == nil && g != nil && len(g.Members) > 0 {
+		codes, err := c.leaveClientAssigned(ctx, req.Group, ids)
+		if err != nil {
+			resp.ErrorCode = classicErrorCode(err)
+			return resp, nil
+		}
+		for _, id := range ids {
+			if req.Version >= 3 {
+				lm := kmsg.NewLeaveGroupResponseMember()
+				lm.MemberID, lm.ErrorCode = id, codes[id]
+				resp.Members = append(resp.Members, lm)
+			} else {
+				resp.ErrorCode = codes[id]
+			}
+		}
+		return resp, nil
 	}
 	for _, id := range ids {
 		_, err := c.s.b.Heartbeat(ctx, broker.Heartbeat{Group: req.Group, MemberID: storeMemberID(id), MemberEpoch: -1, Principal: c.id.Principal})

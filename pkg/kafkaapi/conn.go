@@ -340,6 +340,9 @@ func requestTimeout(kreq kmsg.Request) time.Duration {
 	switch r := kreq.(type) {
 	case *kmsg.FetchRequest:
 		return base + time.Duration(r.MaxWaitMillis)*time.Millisecond
+	case *kmsg.JoinGroupRequest:
+		// A classic JoinGroup waits for the other members to rejoin.
+		return base + time.Duration(max(r.RebalanceTimeoutMillis, r.SessionTimeoutMillis))*time.Millisecond
 	case kmsg.TimeoutRequest:
 		return base + time.Duration(max(r.Timeout(), 0))*time.Millisecond
 	}

@@ -216,6 +216,29 @@ func handleOffsetCommit(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.R
 	if member == "" {
 		epoch = -1
 	}
+	// A client-assigned group: the member and generation are checked
+	// against its classic state, and the offsets committed for the group.
+	if g, err := c.classicRead(ctx, req.Group); err == nil && g != nil && len(g.Members) > 0 {
+		code := int16(0)
+		switch _, ok := g.Members[req.MemberID]; {
+		case req.MemberID == "" || !ok:
+			code = kerr.UnknownMemberID.Code
+		case req.Generation != g.Generation:
+			code = kerr.IllegalGeneration.Code
+		case g.State == offsets.ClassicPreparingRebalance:
+			code = kerr.RebalanceInProgress.Code
+		}
+		if code != 0 {
+			for _, w := range where {
+				resp.Topics[w.t].Partitions[w.p].ErrorCode = code
+			}
+			return resp, nil
+		}
+		member, epoch = "", -1
+		for i := range offs {
+			offs[i].MemberID = ""
+		}
+	}
 	if err := c.s.b.CommitOffsetsAs(ctx, c.id.Principal, req.Group, member, epoch, offs); err != nil {
 		code := errorCode(err)
 		var fe *broker.FieldError
@@ -404,6 +427,28 @@ func handleDescribeGroups(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg
 		g.Group = name
 		if !c.sees(auth.Group, name) {
 			g.ErrorCode = kerr.GroupAuthorizationFailed.Code
+			resp.Groups = append(resp.Groups, g)
+			continue
+		}
+		if cg, err := c.classicRead(ctx, name); err == nil && cg != nil && len(cg.Members) > 0 {
+			// A client-assigned group: members as the leader saw them.
+			g.State, g.ProtocolType, g.Protocol = cg.State, cg.ProtocolType, cg.Protocol
+			ids := make([]string, 0, len(cg.Members))
+			for id := range cg.Members {
+				ids = append(ids, id)
+			}
+			slices.Sort(ids)
+			for _, id := range ids {
+				m := cg.Members[id]
+				gm := kmsg.NewDescribeGroupsResponseGroupMember()
+				gm.MemberID, gm.ClientID, gm.ClientHost, gm.MemberAssignment = id, m.ClientID, "/", cg.Assignments[id]
+				for _, p := range m.Protocols {
+					if p.Name == cg.Protocol {
+						gm.ProtocolMetadata = p.Metadata
+					}
+				}
+				g.Members = append(g.Members, gm)
+			}
 			resp.Groups = append(resp.Groups, g)
 			continue
 		}

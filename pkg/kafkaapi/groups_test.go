@@ -19,6 +19,12 @@ import (
 	"github.com/streambed/streambed/pkg/segments/membucket"
 )
 
+// customBalancer is round robin under a name the broker does not know, as
+// Kafka Streams' assignor is.
+type customBalancer struct{ kgo.GroupBalancer }
+
+func (customBalancer) ProtocolName() string { return "custom-round-robin" }
+
 // groupConsumer is one member of a KIP-848 group (franz-go with the
 // server-side assignor), recording what it reads.
 type groupConsumer struct {
@@ -73,6 +79,9 @@ func TestConsumerGroups(t *testing.T) {
 		{"consumer protocol", []kgo.Opt{kgo.Balancers(kgo.RangeBalancer()), kgo.ServerSideBalancer()}},
 		{"classic eager", []kgo.Opt{kgo.Balancers(kgo.RangeBalancer())}},
 		{"classic cooperative", []kgo.Opt{kgo.Balancers(kgo.CooperativeStickyBalancer())}},
+		// An assignor the broker does not know: the leader member assigns
+		// (Kafka's classic protocol as Kafka runs it).
+		{"classic client-assigned", []kgo.Opt{kgo.Balancers(customBalancer{kgo.RoundRobinBalancer()})}},
 	} {
 		t.Run(c.name, func(t *testing.T) { testConsumerGroup(t, c.protocol) })
 	}
@@ -151,14 +160,20 @@ func testConsumerGroup(t *testing.T, protocol []kgo.Opt) {
 	// The group sees two members, and every partition has one owner.
 	adm := kadm.NewClient(prod)
 	waitFor(t, func() bool {
-		dg, err := adm.DescribeConsumerGroups(ctx, group)
+		dg, err := adm.DescribeGroups(ctx, group)
 		if err != nil || dg.Error() != nil {
 			return false
 		}
 		owned := map[int32]int{}
 		for _, m := range dg[group].Members {
-			for p := range m.Assignment[topic] {
-				owned[p]++
+			ca, ok := m.Assigned.AsConsumer()
+			if !ok {
+				return false
+			}
+			for _, t := range ca.Topics {
+				for _, p := range t.Partitions {
+					owned[p]++
+				}
 			}
 		}
 		return len(dg[group].Members) == 2 && len(owned) == parts

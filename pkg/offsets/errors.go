@@ -24,6 +24,9 @@ var (
 	ErrStaleMemberEpoch       = errors.New("stale member epoch")
 	ErrPartitionNotAssigned   = errors.New("partition not assigned to the member")
 	ErrGroupNotEmpty          = errors.New("group is not empty")
+	// ErrGroupProtocol: a member asked to join a group of the other kind
+	// (broker-assigned or client-assigned) while it has live members.
+	ErrGroupProtocol = errors.New("the group's members use another group protocol")
 	// ErrStalePartitionCount: records were partitioned by key with a
 	// partition count the topic has since grown past. Nothing was
 	// committed; partition them again with the new count.

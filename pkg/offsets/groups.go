@@ -76,6 +76,74 @@ type GroupMeta struct {
 	// first heartbeat after it scans the members and expires the dead.
 	ScanAfterMs int64 `json:"scan_after_ms,omitempty"`
 	CreatedMs   int64 `json:"created_ms"`
+	// Classic is the state of a group whose members assign partitions
+	// themselves (Kafka's classic protocol, a leader member running a
+	// custom assignor such as Kafka Streams'); nil for groups the broker
+	// assigns. A group is of one kind at a time.
+	Classic *ClassicGroup `json:"classic,omitempty"`
+}
+
+// Classic group states, as Kafka names them.
+const (
+	ClassicEmpty               = "Empty"
+	ClassicPreparingRebalance  = "PreparingRebalance"
+	ClassicCompletingRebalance = "CompletingRebalance"
+	ClassicStable              = "Stable"
+)
+
+// ClassicGroup is a client-assigned group's membership, generation and
+// the leader's assignment. It lives in the group's meta item, so every
+// change is one conditional write of that item, which serializes the
+// group's rebalances across nodes; it suits the groups that need it (a
+// Kafka Streams application's instances), not thousands of members.
+type ClassicGroup struct {
+	State        string `json:"state"`
+	Generation   int32  `json:"generation"`
+	ProtocolType string `json:"protocol_type,omitempty"`
+	Protocol     string `json:"protocol,omitempty"`
+	Leader       string `json:"leader,omitempty"`
+	// Round counts rebalances begun; a member that joined in the current
+	// round has JoinedRound equal to it.
+	Round int32 `json:"round"`
+	// RebalanceDeadlineMs: members that have not rejoined by then are
+	// left out of the next generation.
+	RebalanceDeadlineMs int64                     `json:"rebalance_deadline_ms,omitempty"`
+	Members             map[string]*ClassicMember `json:"members,omitempty"`
+	// Assignments are the leader's, per member, for Generation.
+	Assignments map[string][]byte `json:"assignments,omitempty"`
+}
+
+// ClassicMember is one member of a client-assigned group.
+type ClassicMember struct {
+	ClientID           string            `json:"client_id,omitempty"`
+	Principal          string            `json:"principal,omitempty"`
+	Protocols          []ClassicProtocol `json:"protocols"`
+	SessionTimeoutMs   int32             `json:"session_timeout_ms"`
+	RebalanceTimeoutMs int32             `json:"rebalance_timeout_ms"`
+	DeadlineMs         int64             `json:"deadline_ms"`
+	JoinedRound        int32             `json:"joined_round"`
+}
+
+// ClassicProtocol is one protocol (assignor) a member offers, with its
+// metadata (for consumers, its subscription).
+type ClassicProtocol struct {
+	Name     string `json:"name"`
+	Metadata []byte `json:"metadata"`
+}
+
+// LiveClassicMembers counts the members of a client-assigned group whose
+// sessions have not ended at nowMs.
+func (g *GroupMeta) LiveClassicMembers(nowMs int64) int {
+	if g.Classic == nil {
+		return 0
+	}
+	n := 0
+	for _, m := range g.Classic.Members {
+		if m.DeadlineMs > nowMs {
+			n++
+		}
+	}
+	return n
 }
 
 func (g *GroupMeta) validate() error {
