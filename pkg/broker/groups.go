@@ -1065,6 +1065,12 @@ func (b *Broker) LiveMemberCount(ctx context.Context, group string) int {
 	return len(offsets.LiveMembers(members, b.now().UnixMilli()))
 }
 
+// DeleteCommittedOffsets removes a group's committed offsets of some
+// partitions; the caller has checked that no live member consumes them.
+func (b *Broker) DeleteCommittedOffsets(ctx context.Context, group string, tps []offsets.TopicPartition) error {
+	return b.store.DeleteCommittedOffsets(ctx, group, tps)
+}
+
 // ListGroups lists group names.
 func (b *Broker) ListGroups(ctx context.Context, after string, limit int) ([]string, string, error) {
 	return b.store.ListGroups(ctx, after, limit)

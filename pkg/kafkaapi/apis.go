@@ -47,10 +47,11 @@ var versions = map[int16]versionRange{
 	kmsg.ConsumerGroupHeartbeat.Int16(): {0, 1},
 	kmsg.ConsumerGroupDescribe.Int16():  {0, 1},
 	// The classic group protocol, over the same server-side assignment.
-	kmsg.JoinGroup.Int16():  {0, 9},
-	kmsg.SyncGroup.Int16():  {0, 5},
-	kmsg.Heartbeat.Int16():  {0, 4},
-	kmsg.LeaveGroup.Int16(): {0, 5},
+	kmsg.JoinGroup.Int16():    {0, 9},
+	kmsg.SyncGroup.Int16():    {0, 5},
+	kmsg.Heartbeat.Int16():    {0, 4},
+	kmsg.LeaveGroup.Int16():   {0, 5},
+	kmsg.OffsetDelete.Int16(): {0, 0},
 }
 
 // handler answers one request; a nil response sends nothing, and an error
@@ -96,6 +97,8 @@ func handlerFor(key int16) handler {
 		return handleHeartbeat
 	case kmsg.LeaveGroup:
 		return handleLeaveGroup
+	case kmsg.OffsetDelete:
+		return handleOffsetDelete
 	case kmsg.OffsetForLeaderEpoch:
 		return handleOffsetForLeaderEpoch
 	case kmsg.InitProducerID:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"slices"
 	"strings"
@@ -556,4 +557,96 @@ func handleDeleteGroups(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.R
 		resp.Groups = append(resp.Groups, g)
 	}
 	return resp, nil
+}
+
+// handleOffsetDelete removes a group's committed offsets of partitions of
+// topics no live member consumes (GROUP_SUBSCRIBED_TO_TOPIC otherwise).
+func handleOffsetDelete(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.OffsetDeleteRequest)
+	resp := kmsg.NewPtrOffsetDeleteResponse()
+	if !c.may(auth.Admin, auth.Group, req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp, nil
+	}
+	subscribed, err := c.subscribedTopics(ctx, req.Group)
+	if err != nil {
+		resp.ErrorCode = errorCode(err)
+		if errors.Is(err, offsets.ErrUnknownGroup) {
+			resp.ErrorCode = kerr.GroupIDNotFound.Code
+		}
+		return resp, nil
+	}
+	var del []offsets.TopicPartition
+	for _, rt := range req.Topics {
+		out := kmsg.NewOffsetDeleteResponseTopic()
+		out.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			p := kmsg.NewOffsetDeleteResponseTopicPartition()
+			p.Partition = rp.Partition
+			switch {
+			case !c.sees(auth.Topic, rt.Topic):
+				p.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			case subscribed == nil || subscribed[rt.Topic]:
+				p.ErrorCode = kerr.GroupSubscribedToTopic.Code
+			default:
+				del = append(del, offsets.TopicPartition{Topic: rt.Topic, Partition: rp.Partition})
+			}
+			out.Partitions = append(out.Partitions, p)
+		}
+		resp.Topics = append(resp.Topics, out)
+	}
+	if len(del) > 0 {
+		if err := c.s.b.DeleteCommittedOffsets(ctx, req.Group, del); err != nil {
+			resp.ErrorCode = errorCode(err)
+		}
+	}
+	return resp, nil
+}
+
+// subscribedTopics returns the topics a group's live members consume
+// (nil if that cannot be told: a client-assigned group of another protocol
+// type). A group that does not exist is ErrUnknownGroup.
+func (c *conn) subscribedTopics(ctx context.Context, group string) (map[string]bool, error) {
+	v, err := c.s.store.LoadGroupMeta(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	if !v.Exists {
+		committed, err := c.s.b.CommittedOffsets(ctx, group, "")
+		if err != nil {
+			return nil, err
+		}
+		if len(committed) == 0 {
+			return nil, fmt.Errorf("%w: %s", offsets.ErrUnknownGroup, group)
+		}
+		return map[string]bool{}, nil
+	}
+	out := map[string]bool{}
+	if cg := v.Meta.Classic; cg != nil && v.Meta.LiveClassicMembers(nowMs()) > 0 {
+		for _, m := range cg.Members {
+			for _, p := range m.Protocols {
+				if p.Name != cg.Protocol {
+					continue
+				}
+				var meta kmsg.ConsumerMemberMetadata
+				if cg.ProtocolType != "consumer" || meta.ReadFrom(p.Metadata) != nil {
+					return nil, nil
+				}
+				for _, t := range meta.Topics {
+					out[t] = true
+				}
+			}
+		}
+		return out, nil
+	}
+	info, err := c.s.b.DescribeGroup(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range info.Members {
+		for _, t := range m.Topics {
+			out[t] = true
+		}
+	}
+	return out, nil
 }

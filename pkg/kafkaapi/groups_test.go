@@ -2,6 +2,7 @@ package kafkaapi_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -195,6 +196,17 @@ func testConsumerGroup(t *testing.T, protocol []kgo.Opt) {
 		})
 		return ok
 	})
+	// The broker's lag (what HTTP, the CLI and the console show) sees the
+	// Kafka group's commits.
+	lag, err := a.b.GroupLag(ctx, group)
+	if err != nil || len(lag) != parts {
+		t.Fatalf("lag %+v %v", lag, err)
+	}
+	for _, l := range lag {
+		if l.Lag != 0 {
+			t.Errorf("lag on %s/%d: %d", l.Topic, l.Partition, l.Lag)
+		}
+	}
 	m2.close()
 	m3.close()
 	mu.Lock()
@@ -262,6 +274,38 @@ func TestOffsetsOverTheWire(t *testing.T) {
 	}
 	if code := ocr.Topics[0].Partitions[0].ErrorCode; code != kerr.StaleMemberEpoch.Code {
 		t.Fatalf("stale epoch commit: %v", kerr.ErrorForCode(code))
+	}
+
+	// OffsetDelete: a group nobody consumes loses the offsets; one whose
+	// member consumes the topic keeps them.
+	del, err := adm.DeleteOffsets(e.ctx, "standalone", kadm.TopicsSet{"offs": {0: {}}})
+	if err != nil || del.Error() != nil {
+		t.Fatalf("delete offsets: %v %v", err, del.Error())
+	}
+	got, _ = adm.FetchOffsets(e.ctx, "standalone")
+	if o, ok := got.Lookup("offs", 0); ok && o.At >= 0 {
+		t.Fatalf("offset of partition 0 after OffsetDelete: %+v", o)
+	}
+	if o, ok := got.Lookup("offs", 1); !ok || o.At != 0 {
+		t.Fatalf("offset of partition 1 after deleting 0's: %+v", o)
+	}
+	del, _ = adm.DeleteOffsets(e.ctx, "members", kadm.TopicsSet{"offs": {0: {}}})
+	if err, _ := del.Lookup("offs", 0); !errors.Is(err, kerr.GroupSubscribedToTopic) {
+		t.Fatalf("deleting a consumed topic's offsets: %v", err)
+	}
+
+	// A group is of one kind at a time: a member with an assignor only it
+	// knows cannot join a group the broker assigns.
+	jg := kmsg.NewPtrJoinGroupRequest()
+	jg.Version, jg.Group, jg.MemberID, jg.ProtocolType, jg.SessionTimeoutMillis, jg.RebalanceTimeoutMillis = 9, "members", "m-1", "consumer", 10000, 10000
+	jp := kmsg.NewJoinGroupRequestProtocol()
+	meta := kmsg.NewConsumerMemberMetadata()
+	meta.Topics = []string{"offs"}
+	jp.Name, jp.Metadata = "custom", meta.AppendTo(nil)
+	jg.Protocols = append(jg.Protocols, jp)
+	jgr, err := jg.RequestWith(e.ctx, cl)
+	if err != nil || jgr.ErrorCode != kerr.InconsistentGroupProtocol.Code {
+		t.Fatalf("a client-assigned join of a broker-assigned group: %v %v", err, kerr.ErrorForCode(jgr.ErrorCode))
 	}
 
 	// Listing and describing.

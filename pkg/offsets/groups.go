@@ -725,6 +725,49 @@ func (s *Store) ListGroups(ctx context.Context, after string, limit int) ([]stri
 	return names, next, nil
 }
 
+// DeleteCommittedOffsets removes a group's committed offsets of some
+// partitions (absent ones are skipped), in writes conditional on the
+// group's meta so that a join meanwhile is noticed (the caller checks that
+// no live member consumes those topics).
+func (s *Store) DeleteCommittedOffsets(ctx context.Context, group string, tps []TopicPartition) error {
+	if err := ValidateGroupName(group); err != nil {
+		return err
+	}
+	return s.loop(ctx, "delete committed offsets", func() (bool, error) {
+		v, err := s.LoadGroupMeta(ctx, group)
+		if err != nil {
+			return false, err
+		}
+		keys := make([]Key, len(tps))
+		for i, tp := range tps {
+			keys[i] = commitKey(group, tp.Topic, tp.Partition)
+		}
+		for len(keys) > 0 {
+			n := min(len(keys), MaxWriteOps-1, 100)
+			items, err := s.t.Get(ctx, keys[:n]...)
+			if err != nil {
+				return false, err
+			}
+			var w tx
+			if v.Exists {
+				w.check(metaKey(group), v.MetaVersion)
+			}
+			for _, it := range items {
+				if it.Exists() {
+					w.del(it.Key, it.Version)
+				}
+			}
+			if len(w.ops) > 1 || !v.Exists && len(w.ops) > 0 {
+				if err := s.t.Write(ctx, w.ops...); err != nil {
+					return false, err
+				}
+			}
+			keys = keys[n:]
+		}
+		return true, nil
+	})
+}
+
 // DeleteGroup removes a group with no live members: its committed
 // offsets, members, owner and assignment items (in chunks, each
 // conditional on the meta, so a member joining meanwhile stops it), then

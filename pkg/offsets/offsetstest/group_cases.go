@@ -41,6 +41,23 @@ func ownerVersion(t *testing.T, e *env, group, topic string, p int32) int64 {
 }
 
 var groupCases = map[string]func(*testing.T, *env){
+	"DeleteCommittedOffsets": func(t *testing.T, e *env) {
+		const g = "gdel"
+		must(t, e.store.CommitOffsets(e.ctx, g, "", "", -1, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 5}, {Topic: "t", Partition: 1, Offset: 6}, {Topic: "u", Partition: 0, Offset: 7}}))
+		must(t, e.store.DeleteCommittedOffsets(e.ctx, g, []offsets.TopicPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 9}}))
+		got, err := e.store.FetchOffsets(e.ctx, g, "")
+		must(t, err)
+		if len(got) != 2 || got[0].Topic != "t" || got[0].Partition != 1 || got[1].Topic != "u" {
+			t.Fatalf("after deleting t/0: %+v", got)
+		}
+		// A group with no meta (only commits) works the same.
+		must(t, e.store.DeleteCommittedOffsets(e.ctx, g, []offsets.TopicPartition{{Topic: "t", Partition: 1}, {Topic: "u", Partition: 0}}))
+		got, err = e.store.FetchOffsets(e.ctx, g, "")
+		must(t, err)
+		if len(got) != 0 {
+			t.Fatalf("after deleting all: %+v", got)
+		}
+	},
 	"MemberCommits": func(t *testing.T, e *env) {
 		g := joinGroup(t, e, "g1", "m1", 1, []offsets.TopicPartitions{{Topic: "t", Partitions: []int32{0, 2}}})
 		must(t, e.store.CommitOffsets(e.ctx, g, "m1", "", 1, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 5, Metadata: "m"}, {Topic: "t", Partition: 2, Offset: 7}}))
