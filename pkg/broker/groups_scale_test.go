@@ -214,8 +214,11 @@ func TestPollOverAThousandPartitions(t *testing.T) {
 		t.Logf("poll returning records of %d partitions (committing the previous): %.1f metadata calls", k, busy[len(busy)-1])
 	}
 	// The poll after records arrived also commits the positions that moved
-	// (a read of the committed offsets, the member and a write).
-	if busy[0] > 14 || busy[1] > 14 {
-		t.Fatalf("busy polls make %.1f and %.1f metadata calls, want at most 14", busy[0], busy[1])
+	// (a read of the committed offsets, the member and a write): about 14.
+	// A slow run (-race, a loaded CI machine) may see the member's session
+	// renewal fall due within the measured polls: one write more, spread
+	// over them. Before polls read heads only, an idle poll took 24.
+	if busy[0] > 15 || busy[1] > 15 {
+		t.Fatalf("busy polls make %.1f and %.1f metadata calls, want at most 15", busy[0], busy[1])
 	}
 }
