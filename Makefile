@@ -11,7 +11,7 @@ FUZZTIME ?= 10s
 TESTFLAGS ?= -race -count=1 -timeout 30m -p 2
 ALONE := ^TestProduceRunsAreSteady$$
 
-.PHONY: chaos chaos-in-stack run build test test-in-stack test-unit localstack-up localstack-down fuzz bench bench-peers bench-peers-in-stack bench-kafka vet fmt lambda tf-check tf-validate
+.PHONY: chaos chaos-in-stack run build test test-in-stack test-unit localstack-up localstack-down fuzz bench bench-peers bench-peers-in-stack bench-kafka vet fmt lambda image tf-check tf-validate
 
 ## run: start the broker on the embedded default (./data): HTTP at http://localhost:8080, Kafka at localhost:9092
 run:
@@ -103,6 +103,14 @@ lambda:
 	  $(GO) run ./internal/cmd/lambdazip dist/$$f/bootstrap dist/$$f.zip; \
 	done
 	@ls -l dist/*.zip; sha256sum dist/*.zip
+
+IMAGE_ARCH ?= arm64
+## image: the container image of `streambed serve` (linux/arm64 by default, for Fargate) as an OCI archive in dist/, built without a daemon
+image:
+	@mkdir -p dist/image
+	GOOS=linux GOARCH=$(IMAGE_ARCH) CGO_ENABLED=0 $(GO) build $(LAMBDA_FLAGS) -o dist/image/streambed ./cmd/streambed
+	$(GO) run ./internal/cmd/ociimage -binary dist/image/streambed -arch $(IMAGE_ARCH) -o dist/streambed-image.tar
+	@sha256sum dist/streambed-image.tar
 
 TF_DIRS := infra/terraform infra/terraform/examples/aws infra/terraform/examples/local
 TRIVY_VERSION := v0.74.0

@@ -14,10 +14,21 @@ import (
 )
 
 func TestServeRefusesOpenAddressWithoutAuth(t *testing.T) {
+	for _, args := range [][]string{{"--addr", "0.0.0.0:0"}, {"--addr", "", "--kafka-addr", "0.0.0.0:0"}} {
+		var stdout, stderr bytes.Buffer
+		data := filepath.Join(t.TempDir(), "data")
+		code := run(context.Background(), append([]string{"serve", "--data", data}, args...), &stdout, &stderr)
+		if code != 1 || !strings.Contains(stderr.String(), "refusing to listen on 0.0.0.0:0 without --auth") {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr.String())
+		}
+		// Flags are checked before storage is touched.
+		if _, err := os.Stat(data); !os.IsNotExist(err) {
+			t.Fatalf("%v: a refused start created the data directory (%v)", args, err)
+		}
+	}
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"serve", "--addr", "0.0.0.0:0", "--data", t.TempDir()}, &stdout, &stderr)
-	if code != 1 || !strings.Contains(stderr.String(), "refusing to listen on 0.0.0.0:0 without --auth") {
-		t.Fatalf("exit %d: %s", code, stderr.String())
+	if code := run(context.Background(), []string{"serve", "--addr", "", "--data", t.TempDir()}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "nothing to serve") {
+		t.Fatalf("no listener: exit %d: %s", code, stderr.String())
 	}
 	for addr, want := range map[string]bool{"127.0.0.1:8080": true, "localhost:1": true, "[::1]:80": true, ":8080": false, "0.0.0.0:80": false, "10.0.0.1:80": false} {
 		if got := isLoopback(addr); got != want {

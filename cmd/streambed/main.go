@@ -11,6 +11,10 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	// Root certificates for when the system has none: the container image
+	// is the binary alone, and it calls AWS over HTTPS.
+	_ "golang.org/x/crypto/x509roots/fallback"
 )
 
 type command struct {

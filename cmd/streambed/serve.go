@@ -33,7 +33,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	env := backendFlags(fs)
-	addr := fs.String("addr", envDefault("STREAMBED_ADDR", "127.0.0.1:8080"), "listen address (env STREAMBED_ADDR)")
+	addr := fs.String("addr", envDefault("STREAMBED_ADDR", "127.0.0.1:8080"), "HTTP listen address (env STREAMBED_ADDR; empty: no HTTP, a Kafka-only node)")
 	compactEvery := fs.Duration("compact-interval", time.Minute, "run the compactor this often (0: never)")
 	compactBudget := fs.Duration("compact-budget", 30*time.Second, "time budget of one compactor run")
 	compactMemoryMB := fs.Int64("compact-memory-mb", 256, "memory for key compaction's key map, in MiB")
@@ -51,7 +51,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxInflight := fs.String("max-inflight-bytes", "128MiB", "request body bytes this server holds at once (a request that does not fit waits up to 2 s, then 429)")
 	minBodyRate := fs.String("min-body-rate", "16KiB", "slowest a request body may arrive, per second after 5 s (408 below it)")
 	kafkaAddr := fs.String("kafka-addr", os.Getenv("STREAMBED_KAFKA_ADDR"), "also serve the Kafka protocol on this address, e.g. 127.0.0.1:9092 (env STREAMBED_KAFKA_ADDR; empty: no Kafka listener)")
-	kafkaAdvertised := fs.String("kafka-advertised-addr", os.Getenv("STREAMBED_KAFKA_ADVERTISED_ADDR"), "host:port Kafka clients are told to connect to (default: --kafka-addr); nodes behind one load balancer all advertise its address")
+	kafkaAdvertised := fs.String("kafka-advertised-addr", os.Getenv("STREAMBED_KAFKA_ADVERTISED_ADDR"), "host:port Kafka clients are told to connect to (default: --kafka-addr); nodes behind one load balancer all advertise its address; host 'auto' is this machine's first non-loopback IPv4 address (a container's own)")
 	kafkaNodeID := fs.Int("kafka-node-id", -1, "this node's Kafka node id (default: derived from the advertised address)")
 	kafkaAutoCreate := fs.Bool("kafka-auto-create-topics", false, "create topics a Kafka client's Metadata request names (Kafka's auto.create.topics.enable)")
 	kafkaTLSCert := fs.String("kafka-tls-cert", "", "serve the Kafka listener over TLS with this certificate (PEM; with --kafka-tls-key)")
@@ -94,6 +94,49 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("--compression: %w", err)
 	}
+	// Flags and the policy are checked before storage is touched: a
+	// refused start leaves nothing behind.
+	var authz *auth.Authorizer
+	if *authFile != "" {
+		pol, err := auth.LoadPolicy(*authFile)
+		if err != nil {
+			return err
+		}
+		if authz, err = auth.New(ctx, pol); err != nil {
+			return err
+		}
+		log.Info("authentication on", "policy", *authFile, "principals", len(pol.Principals), "tokens", len(pol.Tokens), "jwt", pol.JWT != nil)
+		go watchPolicy(ctx, authz, *authFile, 5*time.Second, log)
+	} else {
+		// A container task has no policy file: the policy comes from its
+		// environment or an SSM parameter, as the functions' does.
+		if authz, err = backend.LoadAuth(ctx, *env); err != nil {
+			return fmt.Errorf("authorization policy: %w", err)
+		}
+		if authz != nil {
+			log.Info("authentication on", "policy", "from STREAMBED_AUTH_POLICY or STREAMBED_AUTH_POLICY_SSM")
+		}
+	}
+	for _, a := range []string{*addr, *kafkaAddr} {
+		if a == "" || authz != nil || isLoopback(a) {
+			continue
+		}
+		if !*insecure {
+			return fmt.Errorf("refusing to listen on %s without --auth: anyone who can reach it could read, write and delete every topic (give --auth POLICY or STREAMBED_AUTH_POLICY(_SSM), or --insecure if something else guards the port)", a)
+		}
+		log.Warn("listening beyond loopback WITHOUT authentication (--insecure)", "addr", a)
+	}
+	if *addr == "" && *kafkaAddr == "" {
+		return fmt.Errorf("nothing to serve: give --addr (HTTP), --kafka-addr (Kafka), or both")
+	}
+	certPEM, keyPEM := os.Getenv("STREAMBED_KAFKA_TLS_CERT_PEM"), os.Getenv("STREAMBED_KAFKA_TLS_KEY_PEM")
+	if (*kafkaTLSCert == "" && certPEM == "") != (*kafkaTLSKey == "" && keyPEM == "") {
+		return fmt.Errorf("--kafka-tls-cert and --kafka-tls-key (or STREAMBED_KAFKA_TLS_CERT_PEM and STREAMBED_KAFKA_TLS_KEY_PEM) go together")
+	}
+	advertised, err := resolveAdvertised(*kafkaAdvertised)
+	if err != nil {
+		return err
+	}
 	env.Logger = log
 	be, err := backend.Open(ctx, *env)
 	if err != nil {
@@ -114,30 +157,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	b := broker.New(store, be.Bucket, broker.Config{Compression: &comp, Logger: log, SoleWriter: be.Metadata == "bolt", Flush: flush})
 	comp2 := compactor.New(store, be.Bucket, compactor.Config{Budget: *compactBudget, KeyCompactMemory: *compactMemoryMB << 20, Logger: log})
-	for _, a := range []string{*addr, *kafkaAddr} {
-		if a == "" || *authFile != "" || isLoopback(a) {
-			continue
-		}
-		if !*insecure {
-			return fmt.Errorf("refusing to listen on %s without --auth: anyone who can reach it could read, write and delete every topic (give --auth POLICY, or --insecure if something else guards the port)", a)
-		}
-		log.Warn("listening beyond loopback WITHOUT authentication (--insecure)", "addr", a)
-	}
-	if (*kafkaTLSCert == "") != (*kafkaTLSKey == "") {
-		return fmt.Errorf("--kafka-tls-cert and --kafka-tls-key go together")
-	}
-	var authz *auth.Authorizer
-	if *authFile != "" {
-		pol, err := auth.LoadPolicy(*authFile)
-		if err != nil {
-			return err
-		}
-		if authz, err = auth.New(ctx, pol); err != nil {
-			return err
-		}
-		log.Info("authentication on", "policy", *authFile, "principals", len(pol.Principals), "tokens", len(pol.Tokens), "jwt", pol.JWT != nil)
-		go watchPolicy(ctx, authz, *authFile, 5*time.Second, log)
-	}
 	opts := httpapi.Options{Auth: authz, Logger: log, Backends: api.Backend{Objects: be.Objects, Metadata: be.Metadata}, Compactor: comp2, CORSOrigins: cors, RequestTimeout: *requestTimeout, MaxStreams: *maxStreams,
 		MaxInflightBytes: int64(min(inflightBytes, math.MaxInt64)), MinBodyRate: int64(min(bodyRate, math.MaxInt64))}
 	if !*noUI {
@@ -148,26 +167,38 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer stopCompactor()
 	go returnMemory(ctx, 30*time.Second)
 
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
-	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(httpapi.ProblemListener(ln)) }()
-	log.Info("streambed listening", "url", "http://"+displayAddr(ln.Addr()), "objects", be.Objects, "metadata", be.Metadata, "data", env.DataDir)
-	fmt.Fprintf(stdout, "streambed %s listening on http://%s\n", version, displayAddr(ln.Addr()))
-	if !*noUI {
-		fmt.Fprintf(stdout, "web console: http://%s/ui/\n", displayAddr(ln.Addr()))
+	var hs *http.Server
+	if *addr != "" {
+		ln, err := net.Listen("tcp", *addr)
+		if err != nil {
+			return err
+		}
+		hs = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+		go func() { errc <- hs.Serve(httpapi.ProblemListener(ln)) }()
+		log.Info("streambed listening", "url", "http://"+displayAddr(ln.Addr()), "objects", be.Objects, "metadata", be.Metadata, "data", env.DataDir)
+		fmt.Fprintf(stdout, "streambed %s listening on http://%s\n", version, displayAddr(ln.Addr()))
+		if !*noUI {
+			fmt.Fprintf(stdout, "web console: http://%s/ui/\n", displayAddr(ln.Addr()))
+		}
 	}
 
 	var kafkaDone chan error
 	if *kafkaAddr != "" {
-		kcfg := kafkaapi.Config{Advertised: *kafkaAdvertised, NodeID: int32(*kafkaNodeID), Auth: authz, AutoCreateTopics: *kafkaAutoCreate, Logger: log}
-		if *kafkaTLSCert != "" {
+		kcfg := kafkaapi.Config{Advertised: advertised, NodeID: int32(*kafkaNodeID), Auth: authz, AutoCreateTopics: *kafkaAutoCreate, Logger: log}
+		switch {
+		case *kafkaTLSCert != "":
 			cert, err := tls.LoadX509KeyPair(*kafkaTLSCert, *kafkaTLSKey)
 			if err != nil {
 				return fmt.Errorf("--kafka-tls-cert: %w", err)
+			}
+			kcfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		case certPEM != "":
+			// A container gets its certificate from a secret, as PEM in
+			// its environment.
+			cert, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM))
+			if err != nil {
+				return fmt.Errorf("STREAMBED_KAFKA_TLS_CERT_PEM: %w", err)
 			}
 			kcfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		}
@@ -201,9 +232,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	b.Drain()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), *drainTimeout)
 	defer cancel()
-	if err := hs.Shutdown(shutdownCtx); err != nil {
-		log.Warn("shutdown timed out; closing connections", "err", err)
-		_ = hs.Close()
+	if hs != nil {
+		if err := hs.Shutdown(shutdownCtx); err != nil {
+			log.Warn("shutdown timed out; closing connections", "err", err)
+			_ = hs.Close()
+		}
 	}
 	if kafkaDone != nil {
 		<-kafkaDone
@@ -318,4 +351,24 @@ func returnMemory(ctx context.Context, every time.Duration) {
 			debug.FreeOSMemory()
 		}
 	}
+}
+
+// resolveAdvertised turns an advertised address whose host is "auto" into
+// this machine's first non-loopback IPv4 address: a task of a container
+// service (each with its own address) advertises itself that way.
+func resolveAdvertised(a string) (string, error) {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil || host != "auto" {
+		return a, nil
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", fmt.Errorf("--kafka-advertised-addr auto: %w", err)
+	}
+	for _, ad := range addrs {
+		if ip, ok := ad.(*net.IPNet); ok && !ip.IP.IsLoopback() && ip.IP.To4() != nil {
+			return net.JoinHostPort(ip.IP.String(), port), nil
+		}
+	}
+	return "", fmt.Errorf("--kafka-advertised-addr auto: this machine has no non-loopback IPv4 address")
 }

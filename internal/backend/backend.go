@@ -12,7 +12,11 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
 	"github.com/streambed/streambed/internal/awsconf"
+	"github.com/streambed/streambed/pkg/auth"
 	"github.com/streambed/streambed/pkg/offsets"
 	"github.com/streambed/streambed/pkg/offsets/bolttable"
 	"github.com/streambed/streambed/pkg/offsets/dynamotable"
@@ -138,4 +142,35 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		b.closers = append(b.closers, bt.Close)
 	}
 	return b, nil
+}
+
+// LoadAuth reads an authorization policy from the environment: the JSON
+// document in STREAMBED_AUTH_POLICY, or the SSM parameter named by
+// STREAMBED_AUTH_POLICY_SSM (nil: neither is set). Functions and container
+// tasks, which have no policy file, are configured this way.
+func LoadAuth(ctx context.Context, cfg Config) (*auth.Authorizer, error) {
+	doc := os.Getenv("STREAMBED_AUTH_POLICY")
+	if name := os.Getenv("STREAMBED_AUTH_POLICY_SSM"); name != "" {
+		awsCfg, err := awsconf.Load(ctx, awsconf.Config{Region: cfg.Region, Endpoint: os.Getenv("STREAMBED_SSM_ENDPOINT")})
+		if err != nil {
+			return nil, err
+		}
+		out, err := ssm.NewFromConfig(awsCfg, func(o *ssm.Options) {
+			if ep := os.Getenv("STREAMBED_SSM_ENDPOINT"); ep != "" {
+				o.BaseEndpoint = &ep
+			}
+		}).GetParameter(ctx, &ssm.GetParameterInput{Name: &name, WithDecryption: aws.Bool(true)})
+		if err != nil {
+			return nil, fmt.Errorf("STREAMBED_AUTH_POLICY_SSM %s: %w", name, err)
+		}
+		doc = aws.ToString(out.Parameter.Value)
+	}
+	if doc == "" {
+		return nil, nil
+	}
+	p, err := auth.ParsePolicy([]byte(doc))
+	if err != nil {
+		return nil, err
+	}
+	return auth.New(ctx, p)
 }

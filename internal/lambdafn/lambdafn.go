@@ -16,10 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-
-	"github.com/streambed/streambed/internal/awsconf"
 	"github.com/streambed/streambed/internal/backend"
 	"github.com/streambed/streambed/pkg/api"
 	"github.com/streambed/streambed/pkg/auth"
@@ -93,7 +89,7 @@ func New(ctx context.Context, name string) (*App, error) {
 		Broker:    broker.New(store, be.Bucket, broker.Config{Compression: &comp, Logger: log}),
 		Compactor: compactor.New(store, be.Bucket, compactor.Config{Budget: budget, KeyCompactMemory: keyMemory, Logger: log}),
 	}
-	if a.Auth, err = loadAuth(ctx, cfg); err != nil {
+	if a.Auth, err = backend.LoadAuth(ctx, cfg); err != nil {
 		return nil, err
 	}
 	if a.Auth == nil {
@@ -101,34 +97,6 @@ func New(ctx context.Context, name string) (*App, error) {
 	}
 	a.onSIGTERM()
 	return a, nil
-}
-
-// loadAuth reads the policy from the environment or SSM (nil: none set).
-func loadAuth(ctx context.Context, cfg backend.Config) (*auth.Authorizer, error) {
-	doc := os.Getenv("STREAMBED_AUTH_POLICY")
-	if name := os.Getenv("STREAMBED_AUTH_POLICY_SSM"); name != "" {
-		awsCfg, err := awsconf.Load(ctx, awsconf.Config{Region: cfg.Region, Endpoint: os.Getenv("STREAMBED_SSM_ENDPOINT")})
-		if err != nil {
-			return nil, err
-		}
-		out, err := ssm.NewFromConfig(awsCfg, func(o *ssm.Options) {
-			if ep := os.Getenv("STREAMBED_SSM_ENDPOINT"); ep != "" {
-				o.BaseEndpoint = &ep
-			}
-		}).GetParameter(ctx, &ssm.GetParameterInput{Name: &name, WithDecryption: aws.Bool(true)})
-		if err != nil {
-			return nil, fmt.Errorf("STREAMBED_AUTH_POLICY_SSM %s: %w", name, err)
-		}
-		doc = aws.ToString(out.Parameter.Value)
-	}
-	if doc == "" {
-		return nil, nil
-	}
-	p, err := auth.ParsePolicy([]byte(doc))
-	if err != nil {
-		return nil, err
-	}
-	return auth.New(ctx, p)
 }
 
 // Must is New for mains: a function that cannot wire itself fails its init.
