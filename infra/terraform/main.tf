@@ -68,6 +68,10 @@ locals {
     compact = concat(local.ddb_read, local.ddb_write)
   }
 
+  # The SSM parameter holding the authorization policy (functions and
+  # Kafka tasks read it).
+  auth_policy_arn = "arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:parameter/${trimprefix(var.auth_policy_ssm_parameter, "/")}"
+
   env = merge(
     {
       STREAMBED_S3_BUCKET      = aws_s3_bucket.data.id
@@ -227,7 +231,7 @@ data "aws_iam_policy_document" "fn" {
     content {
       sid       = "AuthPolicy"
       actions   = ["ssm:GetParameter"]
-      resources = ["arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:parameter/${trimprefix(var.auth_policy_ssm_parameter, "/")}"]
+      resources = [local.auth_policy_arn]
     }
   }
   dynamic "statement" {

@@ -32,3 +32,8 @@ output "schedule_name" {
   description = "EventBridge Scheduler schedule that runs the compactor."
   value       = aws_scheduler_schedule.compact.name
 }
+
+output "kafka_bootstrap" {
+  description = "Kafka bootstrap address (the load balancer's), when the Kafka service is enabled."
+  value       = local.kafka_on ? "${aws_lb.kafka[0].dns_name}:${local.kafka_port}" : null
+}

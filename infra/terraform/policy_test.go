@@ -81,6 +81,10 @@ func checkPolicies(showJSON []byte) ([]Finding, error) {
 	return out, nil
 }
 
+// unscopable are actions that take no resource but "*" (IAM cannot scope
+// them): a statement of only these is not a wildcard grant.
+var unscopable = map[string]bool{"ecr:GetAuthorizationToken": true}
+
 func policyFindings(addr, policy string) []Finding {
 	var doc struct {
 		Statement []struct {
@@ -115,7 +119,7 @@ func policyFindings(addr, policy string) []Finding {
 		if slices.ContainsFunc(strs(st.Action), func(a string) bool { return a == "*" || strings.HasSuffix(a, ":*") }) {
 			out = append(out, Finding{addr, fmt.Sprintf("allows wildcard actions %v", strs(st.Action))})
 		}
-		if slices.Contains(strs(st.Resource), "*") {
+		if slices.Contains(strs(st.Resource), "*") && !slices.ContainsFunc(strs(st.Action), func(a string) bool { return !unscopable[a] }) {
 			out = append(out, Finding{addr, "allows Resource \"*\""})
 		}
 	}

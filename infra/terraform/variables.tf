@@ -179,3 +179,49 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "kafka" {
+  description = <<-EOT
+    The Kafka listener as an ECS service on Fargate (arm64) behind a Network Load Balancer; off unless enabled.
+    image: the container image URI (`make image`, pushed to ECR). vpc_id, subnet_ids: where tasks and the load
+    balancer run (private subnets with routes to S3, DynamoDB, SSM, Secrets Manager, ECR and CloudWatch Logs).
+    client_cidrs: who may connect. addressing: "load_balancer" (every task advertises the load balancer's address;
+    clients see one broker) or "per_task" (each task advertises its own address; clients must reach task IPs).
+    autoscaling: target tracking on CPU (cpu_target %) between min_tasks and max_tasks.
+    tls_secret_arn: a Secrets Manager secret with JSON keys "cert" and "key" (PEM) for TLS in the task; empty:
+    plaintext (only for trusted networks). The auth policy comes from auth_policy_ssm_parameter.
+  EOT
+  type = object({
+    enabled        = optional(bool, false)
+    image          = optional(string, "")
+    vpc_id         = optional(string, "")
+    subnet_ids     = optional(list(string), [])
+    client_cidrs   = optional(list(string), [])
+    addressing     = optional(string, "load_balancer")
+    tls_secret_arn = optional(string, "")
+    internal       = optional(bool, true)
+    cpu            = optional(number, 1024)
+    memory_mb      = optional(number, 2048)
+    min_tasks      = optional(number, 2)
+    max_tasks      = optional(number, 10)
+    cpu_target     = optional(number, 60)
+    autoscaling    = optional(bool, true)
+  })
+  default = {}
+  validation {
+    condition     = !var.kafka.enabled || (var.kafka.image != "" && var.kafka.vpc_id != "" && length(var.kafka.subnet_ids) > 0 && length(var.kafka.client_cidrs) > 0)
+    error_message = "kafka.enabled needs kafka.image, kafka.vpc_id, kafka.subnet_ids and kafka.client_cidrs."
+  }
+  validation {
+    condition     = contains(["load_balancer", "per_task"], var.kafka.addressing)
+    error_message = "kafka.addressing must be load_balancer or per_task."
+  }
+  validation {
+    condition     = var.kafka.min_tasks >= 1 && var.kafka.max_tasks >= var.kafka.min_tasks
+    error_message = "kafka.min_tasks must be at least 1 and kafka.max_tasks at least kafka.min_tasks."
+  }
+  validation {
+    condition     = alltrue([for c in var.kafka.client_cidrs : c != "0.0.0.0/0" && c != "::/0"])
+    error_message = "kafka.client_cidrs must name the clients' networks, not the whole internet."
+  }
+}

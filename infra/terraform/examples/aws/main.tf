@@ -45,8 +45,64 @@ variable "alarm_email_topic" {
   default     = ""
 }
 
+variable "admin_token_sha256" {
+  description = "SHA-256 (hex) of a Streambed token for the operator (`streambed token` makes one and prints its hash); empty: no token principal."
+  type        = string
+  default     = ""
+}
+
+variable "kafka_image" {
+  description = "Container image URI of `make image` pushed to ECR; set it (with the network below) to run the Kafka service."
+  type        = string
+  default     = ""
+}
+
+variable "vpc_id" {
+  type    = string
+  default = ""
+}
+
+variable "subnet_ids" {
+  description = "Private subnets for the Kafka tasks and their load balancer."
+  type        = list(string)
+  default     = []
+}
+
+variable "kafka_client_cidrs" {
+  description = "Networks Kafka clients connect from."
+  type        = list(string)
+  default     = []
+}
+
+variable "kafka_tls_secret_arn" {
+  description = "Secrets Manager secret with JSON keys cert and key (PEM) for TLS in the Kafka tasks."
+  type        = string
+  default     = ""
+}
+
 provider "aws" {
   region = var.region
+}
+
+data "aws_caller_identity" "current" {}
+
+# The authorization policy, in SSM where functions and tasks read it. The
+# default is least privilege: only the identity that deployed (and the
+# operator's token, when given) may do anything; add principals and grants
+# with `aws ssm put-parameter --overwrite`.
+resource "aws_ssm_parameter" "policy" {
+  name = "/${var.name}/auth-policy"
+  type = "SecureString"
+  value = jsonencode({
+    principals = merge(
+      { (data.aws_caller_identity.current.arn) = { grants = [{ ops = ["admin", "produce", "consume"], topics = ["*"], groups = ["*"] }] } },
+      var.admin_token_sha256 != "" ? { ops = { grants = [{ ops = ["admin", "produce", "consume"], topics = ["*"], groups = ["*"] }] } } : {},
+    )
+    tokens = var.admin_token_sha256 != "" ? [{ principal = "ops", sha256 = var.admin_token_sha256 }] : []
+  })
+  lifecycle {
+    ignore_changes = [value] # edited by operators after the first apply
+  }
 }
 
 module "streambed" {
@@ -58,6 +114,20 @@ module "streambed" {
   jwt_audience   = var.jwt_audience
   alarm_actions  = var.alarm_email_topic != "" ? [var.alarm_email_topic] : []
   tags           = { project = "streambed" }
+
+  auth_policy_ssm_parameter = aws_ssm_parameter.policy.name
+  kafka = {
+    enabled        = var.kafka_image != ""
+    image          = var.kafka_image
+    vpc_id         = var.vpc_id
+    subnet_ids     = var.subnet_ids
+    client_cidrs   = var.kafka_client_cidrs
+    tls_secret_arn = var.kafka_tls_secret_arn
+  }
+}
+
+output "kafka_bootstrap" {
+  value = module.streambed.kafka_bootstrap
 }
 
 output "api_url" {

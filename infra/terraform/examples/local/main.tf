@@ -54,17 +54,52 @@ provider "aws" {
   s3_use_path_style           = true
 
   endpoints {
-    apigatewayv2 = var.endpoint
-    cloudwatch   = var.endpoint
-    dynamodb     = var.endpoint
-    iam          = var.endpoint
-    kms          = var.endpoint
-    lambda       = var.endpoint
-    logs         = var.endpoint
-    s3           = var.endpoint
-    scheduler    = var.endpoint
-    sts          = var.endpoint
+    apigatewayv2           = var.endpoint
+    cloudwatch             = var.endpoint
+    dynamodb               = var.endpoint
+    ec2                    = var.endpoint
+    ecs                    = var.endpoint
+    elbv2                  = var.endpoint
+    applicationautoscaling = var.endpoint
+    ssm                    = var.endpoint
+    iam                    = var.endpoint
+    kms                    = var.endpoint
+    lambda                 = var.endpoint
+    logs                   = var.endpoint
+    s3                     = var.endpoint
+    scheduler              = var.endpoint
+    sts                    = var.endpoint
   }
+}
+
+variable "kafka" {
+  description = "Also create the Kafka service (ECS, load balancer, autoscaling) with a VPC of its own."
+  type        = bool
+  default     = true
+}
+
+# A network for the Kafka service, and its authorization policy: an admin
+# token (the hash of "sbt_local-admin-token-0000000000", for local use only).
+resource "aws_vpc" "kafka" {
+  count      = var.kafka ? 1 : 0
+  cidr_block = "10.42.0.0/16"
+}
+
+resource "aws_subnet" "kafka" {
+  count             = var.kafka ? 2 : 0
+  vpc_id            = aws_vpc.kafka[0].id
+  cidr_block        = cidrsubnet("10.42.0.0/16", 8, count.index)
+  availability_zone = ["us-east-1a", "us-east-1b"][count.index]
+}
+
+resource "aws_ssm_parameter" "policy" {
+  count = var.kafka ? 1 : 0
+  name  = "/${var.name}/auth-policy"
+  type  = "SecureString"
+  value = jsonencode({
+    principals = { admin = { grants = [{ ops = ["admin", "produce", "consume"], topics = ["*"], groups = ["*"] }] } }
+    tokens     = [{ principal = "admin", sha256 = sha256("sbt_local-admin-token-0000000000") }]
+  })
 }
 
 module "streambed" {
@@ -77,6 +112,23 @@ module "streambed" {
   deletion_protection = false
   force_destroy       = true
   local_endpoints     = { s3 = var.data_endpoint, dynamodb = var.data_endpoint }
+
+  auth_policy_ssm_parameter = var.kafka ? aws_ssm_parameter.policy[0].name : ""
+  kafka = {
+    enabled      = var.kafka
+    image        = "streambed:local"
+    vpc_id       = var.kafka ? aws_vpc.kafka[0].id : ""
+    subnet_ids   = aws_subnet.kafka[*].id
+    client_cidrs = ["10.42.0.0/16"]
+    min_tasks    = 1
+    # moto's Application Auto Scaling lacks ListTagsForResource, which the
+    # provider reads after creating a target: not applied locally.
+    autoscaling = false
+  }
+}
+
+output "kafka_bootstrap" {
+  value = module.streambed.kafka_bootstrap
 }
 
 output "api_url" {
