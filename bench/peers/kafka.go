@@ -153,7 +153,12 @@ func runKafka(ctx context.Context, cfg kafkaConfig, logf func(string, ...any)) (
 				return nil, fmt.Errorf("%s: kafka-producer-perf-test: %w", tg.name, err)
 			}
 			pr.Target, pr.Tool = tg.name, "kafka-producer-perf-test"
-			logf("%-26s %-22s %9.0f records/s %6.1f MB/s p50 %7.1f ms p99 %7.1f ms", pr.Target, pr.Tool, pr.RecordsPerS, pr.MBPerS, pr.P50, pr.P99)
+			// The consumer tool reads the same records back as a group
+			// member (the classic protocol), from the start.
+			if pr.ConsumeMBPerS, err = consumerPerfTest(ctx, cfg, tg.addr, t, fmt.Sprintf("perf-%d-%d", run, i)); err != nil {
+				return nil, fmt.Errorf("%s: kafka-consumer-perf-test: %w", tg.name, err)
+			}
+			logf("%-26s %-22s %9.0f records/s %6.1f MB/s p50 %7.1f ms p99 %7.1f ms consume %6.1f MB/s", pr.Target, pr.Tool, pr.RecordsPerS, pr.MBPerS, pr.P50, pr.P99, pr.ConsumeMBPerS)
 			rows = append(rows, pr)
 		}
 	}
@@ -249,6 +254,28 @@ func producerPerfTest(ctx context.Context, cfg kafkaConfig, addr, topic string) 
 	last := m[len(m)-1]
 	f := func(s string) float64 { v, _ := strconv.ParseFloat(s, 64); return v }
 	return kafkaRow{RecordsPerS: f(last[2]), MBPerS: f(last[3]) * 1.048576, P50: f(last[4]), P99: f(last[5])}, nil
+}
+
+// consumerPerfTest runs the Java client's consumer benchmark (the class
+// behind kafka-consumer-perf-test.sh) over a topic's records; it returns
+// MB/s (10^6 bytes) as the tool measures it (from its first fetch).
+func consumerPerfTest(ctx context.Context, cfg kafkaConfig, addr, topic, group string) (float64, error) {
+	cmd := exec.CommandContext(ctx, "java", "-Xmx512m", "-cp", filepath.Join(cfg.libs, "*"), "org.apache.kafka.tools.ConsumerPerformance",
+		"--bootstrap-server", addr, "--topic", topic, "--num-records", strconv.Itoa(cfg.records), "--group", group, "--timeout", "60000", "--hide-header")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("%v: %s", err, tailOf(string(out), 2000))
+	}
+	// start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, ...
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Split(line, ",")
+		if len(f) >= 6 {
+			if mbs, err := strconv.ParseFloat(strings.TrimSpace(f[3]), 64); err == nil {
+				return mbs * 1.048576, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("no summary in its output: %s", tailOf(string(out), 2000))
 }
 
 func tailOf(s string, n int) string {
