@@ -126,6 +126,10 @@ module "streambed" {
   }
 }
 
+output "region" {
+  value = var.region
+}
+
 output "kafka_bootstrap" {
   value = module.streambed.kafka_bootstrap
 }
