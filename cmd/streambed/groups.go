@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/streambed/streambed/pkg/api"
 )
@@ -121,7 +122,7 @@ func groupsLag(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if p.CommittedOffset != nil {
 			committed = strconv.FormatInt(*p.CommittedOffset, 10)
 		}
-		tb.row(p.Topic, p.Partition, committed, p.LogEndOffset, p.Lag, fmt.Sprintf("%dms", p.TimeLagMs), orDash(p.MemberID))
+		tb.row(p.Topic, p.Partition, committed, p.LogEndOffset, p.Lag, humanMs(p.TimeLagMs), orDash(p.MemberID))
 	}
 	if err := tb.flush(); err != nil {
 		return err
@@ -232,4 +233,19 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// humanMs prints a duration in milliseconds for people: 0s, 850ms, 5m50.9s,
+// 2h3m (a long lag needs no milliseconds).
+func humanMs(ms int64) string {
+	d := time.Duration(ms) * time.Millisecond
+	switch {
+	case ms == 0:
+		return "0s"
+	case d < time.Second:
+		return d.String()
+	case d < time.Hour:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
 }

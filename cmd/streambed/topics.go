@@ -100,7 +100,7 @@ func topicsCreate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *asJSON {
 		return printJSON(stdout, t)
 	}
-	_, err = fmt.Fprintf(stdout, "created topic %s with %d partitions\n", t.Name, t.Partitions)
+	_, err = fmt.Fprintf(stdout, "created topic %s with %s\n", t.Name, plural(int64(t.Partitions), "partition"))
 	return err
 }
 
@@ -141,7 +141,7 @@ func topicsAlter(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *asJSON {
 		return printJSON(stdout, t)
 	}
-	_, err = fmt.Fprintf(stdout, "topic %s: %d partitions, retention %s, cleanup %s\n", t.Name, t.Partitions, retention(t.Config), deref(t.Config.CleanupPolicy, "delete"))
+	_, err = fmt.Fprintf(stdout, "topic %s: %s, retention %s, cleanup %s\n", t.Name, plural(int64(t.Partitions), "partition"), retention(t.Config), deref(t.Config.CleanupPolicy, "delete"))
 	return err
 }
 

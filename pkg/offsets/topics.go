@@ -115,8 +115,9 @@ func validateName(field, label, name string, maxLen int) error {
 	if name == "." || name == ".." {
 		return invalid(field, "%s cannot be %q", label, name)
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
+	// Positions count characters, not bytes: "ünïcode" is refused at 'ü'
+	// (position 0), not at half of it.
+	for i, c := range []rune(name) {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
 			return invalid(field, "%s %q has %q at position %d; allowed are a-z, A-Z, 0-9, '.', '_' and '-'", label, name, c, i)
 		}
