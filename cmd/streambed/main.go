@@ -65,6 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	args = hoistFlags(args)
 	for _, c := range commands() {
 		if c.name == args[0] {
 			if err := c.run(ctx, args[1:], stdout, stderr); err != nil {
@@ -87,6 +88,43 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "streambed: unknown command %q\n\n", args[0])
 	usage(stderr)
 	return 2
+}
+
+// hoistFlags moves flags given before the command (`streambed --url X
+// topics list`) to just after the command and its subcommand, where the
+// command's flag set reads them (`streambed topics list --url X`). A flag
+// without "=" takes the next word as its value unless that word is a
+// command.
+func hoistFlags(args []string) []string {
+	isCommand := func(w string) bool {
+		for _, c := range commands() {
+			if c.name == w {
+				return true
+			}
+		}
+		return false
+	}
+	var flags []string
+	i := 0
+	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "-h" && args[i] != "--help" {
+		flags = append(flags, args[i])
+		if !strings.Contains(args[i], "=") && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") && !isCommand(args[i+1]) {
+			flags = append(flags, args[i+1])
+			i++
+		}
+		i++
+	}
+	if len(flags) == 0 || i >= len(args) {
+		return args
+	}
+	rest := args[i:]
+	path := 1 // the command
+	if (rest[0] == "topics" || rest[0] == "groups") && len(rest) > 1 && !strings.HasPrefix(rest[1], "-") {
+		path = 2 // and its subcommand
+	}
+	out := append([]string{}, rest[:path]...)
+	out = append(out, flags...)
+	return append(out, rest[path:]...)
 }
 
 // errUsage: the flag package already printed the problem.
