@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"strings"
 	"testing"
 )
@@ -26,5 +28,17 @@ func TestHoistFlags(t *testing.T) {
 		if got != c.want {
 			t.Errorf("%q: %q, want %q", c.in, got, c.want)
 		}
+	}
+}
+
+// TestInterruptIsANormalEnd: a command ended by an interrupt (its context
+// cancelled) exits 130 and prints no error.
+func TestInterruptIsANormalEnd(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"consume", "clicks", "--url", "http://127.0.0.1:1", "-f"}, &stdout, &stderr)
+	if code != 130 || stderr.Len() != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -71,6 +72,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			if err := c.run(ctx, args[1:], stdout, stderr); err != nil {
 				if err == errUsage {
 					return 2
+				}
+				if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+					// Interrupted (Ctrl-C on consume -f, say): a normal
+					// end, with the shell's code for it and no message.
+					return 130
 				}
 				if err == errHelp {
 					return 0
