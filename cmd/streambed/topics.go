@@ -49,24 +49,32 @@ func topicsList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		topics = append(topics, t)
 	}
-	if *asJSON {
-		if topics == nil {
-			topics = []api.Topic{}
-		}
-		return printJSON(stdout, map[string]any{"topics": topics})
+	// The JSON carries what the table shows: each topic with its records
+	// and bytes.
+	type listed struct {
+		api.Topic
+		Records int64 `json:"records"`
+		Bytes   int64 `json:"bytes"`
 	}
-	tb := newTable(stdout, "TOPIC", "PARTITIONS", "RECORDS", "SIZE", "RETENTION", "CLEANUP")
+	out := []listed{}
 	for _, t := range topics {
 		parts, err := c.Partitions(ctx, t.Name)
 		if err != nil {
 			return err
 		}
-		var recs, size int64
+		l := listed{Topic: t}
 		for _, p := range parts {
-			recs += p.LogEndOffset - p.LogStartOffset
-			size += p.Bytes
+			l.Records += p.LogEndOffset - p.LogStartOffset
+			l.Bytes += p.Bytes
 		}
-		tb.row(t.Name, t.Partitions, recs, humanBytes(size), retention(t.Config), deref(t.Config.CleanupPolicy, "delete"))
+		out = append(out, l)
+	}
+	if *asJSON {
+		return printJSON(stdout, map[string]any{"topics": out})
+	}
+	tb := newTable(stdout, "TOPIC", "PARTITIONS", "RECORDS", "SIZE", "RETENTION", "CLEANUP")
+	for _, t := range out {
+		tb.row(t.Name, t.Partitions, t.Records, humanBytes(t.Bytes), retention(t.Config), deref(t.Config.CleanupPolicy, "delete"))
 	}
 	return tb.flush()
 }
