@@ -42,3 +42,18 @@ func TestInterruptIsANormalEnd(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}
 }
+
+// TestParseConfigNamesTheKeyAsTyped: errors name the key the user typed;
+// Kafka's names map to the API's.
+func TestParseConfigNamesTheKeyAsTyped(t *testing.T) {
+	if _, err := parseConfig([]string{"retention.ms=abc"}); err == nil || !strings.Contains(err.Error(), "--config retention.ms:") {
+		t.Fatalf("retention.ms=abc: %v", err)
+	}
+	cfg, err := parseConfig([]string{"max.message.bytes=2048", "message.timestamp.type=LogAppendTime", "retention_ms=5"})
+	if err != nil || *cfg.MaxRecordBytes != 2048 || *cfg.TimestampType != "log_append" || *cfg.RetentionMs != 5 {
+		t.Fatalf("%+v %v", cfg, err)
+	}
+	if _, err := parseConfig([]string{"no.such=1"}); err == nil || !strings.Contains(err.Error(), `"no.such"`) {
+		t.Fatalf("unknown key: %v", err)
+	}
+}

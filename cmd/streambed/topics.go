@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/streambed/streambed/pkg/api"
+	"github.com/streambed/streambed/pkg/offsets"
 )
 
 // multiFlag collects a repeatable flag.
@@ -240,11 +241,25 @@ func parseConfig(kvs []string) (*api.TopicConfig, error) {
 		if !ok {
 			return nil, fmt.Errorf("--config %q: want key=value", kv)
 		}
-		k = strings.ReplaceAll(strings.TrimSpace(k), ".", "_")
+		// Errors name the key as typed; Kafka's names (max.message.bytes,
+		// message.timestamp.type, ...) map to the API's.
+		orig := strings.TrimSpace(k)
+		k = strings.ReplaceAll(orig, ".", "_")
+		if ks, ok := offsets.LookupKafkaSetting(orig); ok && ks.Field != "" {
+			k = ks.Field
+			if k == "timestamp_type" {
+				switch v {
+				case "CreateTime":
+					v = "create"
+				case "LogAppendTime":
+					v = "log_append"
+				}
+			}
+		}
 		num := func() (*int64, error) {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
-				return nil, fmt.Errorf("--config %s: %q is not an integer", k, v)
+				return nil, fmt.Errorf("--config %s: %q is not an integer", orig, v)
 			}
 			return &n, nil
 		}
@@ -265,7 +280,7 @@ func parseConfig(kvs []string) (*api.TopicConfig, error) {
 		case "timestamp_type":
 			cfg.TimestampType = &v
 		default:
-			return nil, fmt.Errorf("--config: unknown key %q (known: %s)", k, configKeys)
+			return nil, fmt.Errorf("--config: unknown key %q (known: %s)", orig, configKeys)
 		}
 		if err != nil {
 			return nil, err
