@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create the default bucket and table on the local stack (idempotent), so
-# `make run-local` works against it. Tests create their own, uniquely named.
+# `streambed serve --s3-bucket streambed --dynamodb-table streambed` with the
+# endpoints from bin/localstack.env works against it (see the README). Tests create their own, uniquely named.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 set -a; . "$root/bin/localstack.env"; set +a

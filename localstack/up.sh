@@ -2,7 +2,7 @@
 # Start the local AWS stack without Docker: MinIO (S3) and a serialized moto
 # server (DynamoDB and S3) on loopback. Waits until both answer, bootstraps
 # the default bucket and table, and writes the endpoints to bin/localstack.env,
-# which the tests and `streambed serve --aws-local` read.
+# which the tests read (and a developer sources for `streambed serve`).
 #
 # Idempotent: services already running from an earlier `up` are reused.
 # Ports: MINIO_PORT (default 9100), MOTO_PORT (default 5100).
@@ -98,7 +98,7 @@ wait_http "http://127.0.0.1:$MINIO_PORT/minio/health/live" minio "$state/minio.p
 wait_http "http://127.0.0.1:$MOTO_PORT/moto-api/" moto_serial "$state/moto.pid"
 
 cat >"$root/bin/localstack.env" <<ENV
-# Written by localstack/up.sh; read by the tests and by 'make run-local'.
+# Written by localstack/up.sh; read by the tests and sourced for streambed serve.
 STREAMBED_TEST_MINIO_ENDPOINT=http://127.0.0.1:$MINIO_PORT
 STREAMBED_TEST_MINIO_ACCESS_KEY=$MINIO_USER
 STREAMBED_TEST_MINIO_SECRET_KEY=$MINIO_PASSWORD

@@ -18,7 +18,7 @@ import (
 	"github.com/streambed/streambed/pkg/segments"
 )
 
-// Limits are the broker's request limits (design.md §8 defaults).
+// Limits are the broker's request limits.
 type Limits struct {
 	MaxRecordsPerRequest int
 	MaxRequestBytes      int // records' payload per produce request
@@ -32,7 +32,7 @@ type Limits struct {
 	MaxFutureTimestamp time.Duration
 }
 
-// DefaultLimits returns design.md's defaults: 1000 records and 5 MiB per
+// DefaultLimits returns the defaults: 1000 records and 5 MiB per
 // request (Lambda's 6 MB payload), 5 MiB buffered responses, 20 s long polls.
 func DefaultLimits() Limits {
 	return Limits{

@@ -32,7 +32,7 @@ type FsckOptions struct {
 	Now      func() time.Time
 }
 
-// Violation is one broken invariant (design.md §10).
+// Violation is one broken storage invariant.
 type Violation struct {
 	Invariant int    `json:"invariant"`
 	Topic     string `json:"topic,omitempty"`
@@ -62,8 +62,8 @@ type Report struct {
 // Clean reports whether no invariant is broken.
 func (r *Report) Clean() bool { return len(r.Violations) == 0 }
 
-// Fsck checks invariants 2-4 of design.md §10 on a live deployment without
-// changing anything:
+// Fsck checks the storage invariants on a live deployment without changing
+// anything:
 //
 //  2. offsets are dense: each partition's index entries tile
 //     [log start, log end) without gaps or overlaps;

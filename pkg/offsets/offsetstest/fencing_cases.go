@@ -8,7 +8,8 @@ import (
 	"github.com/streambed/streambed/pkg/offsets"
 )
 
-// fencingCases: every fencing kind of design.md §4. A fenced writer must
+// fencingCases: every kind of writer fencing (producer epochs, fencing
+// tokens, expected offsets, compactor leases). A fenced writer must
 // change nothing.
 var fencingCases = map[string]func(*testing.T, *env){
 	"ProducerEpoch": func(t *testing.T, e *env) {

@@ -1,6 +1,6 @@
 // Package offsetstest is the acceptance suite every offsets.Table adapter
 // must pass. It checks the Table contract directly, then runs the whole
-// Store on the adapter: topics, commits, every fencing kind of design.md §4,
+// Store on the adapter: topics, commits, every kind of writer fencing,
 // the index, compaction support, groups, and a concurrency test of racing
 // writers that can fail.
 package offsetstest
