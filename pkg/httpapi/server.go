@@ -106,7 +106,7 @@ type Server struct {
 	inflight *semaphore.Weighted
 }
 
-// Route is one endpoint. Op classifies it for authorization (issue 10):
+// Route is one endpoint. Op classifies it for authorization:
 // "produce", "consume", "admin", "read" (metadata reads) or "public".
 type Route struct {
 	Method  string
