@@ -119,7 +119,7 @@ func policyFindings(addr, policy string) []Finding {
 		if slices.ContainsFunc(strs(st.Action), func(a string) bool { return a == "*" || strings.HasSuffix(a, ":*") }) {
 			out = append(out, Finding{addr, fmt.Sprintf("allows wildcard actions %v", strs(st.Action))})
 		}
-		if slices.Contains(strs(st.Resource), "*") && !slices.ContainsFunc(strs(st.Action), func(a string) bool { return !unscopable[a] }) {
+		if slices.Contains(strs(st.Resource), "*") && slices.ContainsFunc(strs(st.Action), func(a string) bool { return !unscopable[a] }) {
 			out = append(out, Finding{addr, "allows Resource \"*\""})
 		}
 	}
@@ -145,5 +145,16 @@ func TestPolicyCheckerFindsEachProblem(t *testing.T) {
 	}
 	if len(got) != len(want) {
 		t.Errorf("%d findings, want %d (the TLS-only Deny must not count): %+v", len(got), len(want), got)
+	}
+}
+
+// TestUnscopableActions: a statement of actions that take no resource but
+// "*" is no wildcard grant; mixed with others, it is.
+func TestUnscopableActions(t *testing.T) {
+	if f := policyFindings("x", `{"Statement":[{"Effect":"Allow","Action":"ecr:GetAuthorizationToken","Resource":"*"}]}`); len(f) != 0 {
+		t.Errorf("registry token: %+v", f)
+	}
+	if f := policyFindings("x", `{"Statement":[{"Effect":"Allow","Action":["ecr:GetAuthorizationToken","s3:GetObject"],"Resource":"*"}]}`); len(f) != 1 {
+		t.Errorf("mixed: %+v", f)
 	}
 }
