@@ -149,13 +149,7 @@ func writeTable(w io.Writer, rows []row) error {
 	fmt.Fprintln(w, "| system | clients | records per request | records/s | MB/s | p50 ms | p99 ms | notes |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
-		lat := func(v float64) string {
-			if v == 0 {
-				return "—"
-			}
-			return strconv.FormatFloat(v, 'f', 1, 64)
-		}
-		if _, err := fmt.Fprintf(w, "| %s | %d | %d | %.0f | %.1f | %s | %s | %s |\n", r.System, r.Clients, r.Records, r.RecordsPerS, r.MBPerS, lat(r.P50), lat(r.P99), r.Note); err != nil {
+		if _, err := fmt.Fprintf(w, "| %s | %d | %d | %.0f | %.1f | %s | %s | %s |\n", r.System, r.Clients, r.Records, r.RecordsPerS, r.MBPerS, measured(r.P50), measured(r.P99), r.Note); err != nil {
 			return err
 		}
 	}
@@ -166,16 +160,18 @@ func writeKafkaTable(w io.Writer, rows []kafkaRow) error {
 	fmt.Fprintln(w, "| target | tool | produce records/s | produce MB/s | p50 ms | p99 ms | consume MB/s | objects per GB | metadata writes per GB |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
-		opt := func(v float64) string {
-			if v == 0 {
-				return "—"
-			}
-			return strconv.FormatFloat(v, 'f', 1, 64)
-		}
 		if _, err := fmt.Fprintf(w, "| %s | %s | %.0f | %.1f | %.1f | %.1f | %s | %s | %s |\n", r.Target, r.Tool, r.RecordsPerS, r.MBPerS, r.P50, r.P99,
-			opt(r.ConsumeMBPerS), opt(r.ObjectsPerGB), opt(r.MetadataWritesGB)); err != nil {
+			measured(r.ConsumeMBPerS), measured(r.ObjectsPerGB), measured(r.MetadataWritesGB)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// measured prints a figure, or a dash where it was not measured (0).
+func measured(v float64) string {
+	if v == 0 {
+		return "—"
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64)
 }

@@ -68,6 +68,10 @@ type HeartbeatResult struct {
 	// FirstCounts: partitions at or above these indexes were added after
 	// the group subscribed to the topic (they start at the earliest offset).
 	FirstCounts map[string]int32
+	// Changed: Assignment differs from what the member owned before this
+	// heartbeat (partitions to give up, or partitions handed to it). A
+	// classic Kafka member is told to rejoin then.
+	Changed bool
 }
 
 func (b *Broker) validateHeartbeat(h *Heartbeat) error {
@@ -654,6 +658,8 @@ func (b *Broker) reconcile(ctx context.Context, h *Heartbeat, incarnation string
 	out.HeartbeatInterval = heartbeatInterval(timeout)
 	out.FirstCounts = v.Meta.FirstCounts
 	out.Assignment = fromTPs(minusTPs(toTPs(m.Owned), revoke))
+	after, before := toTPs(out.Assignment), toTPs(was.Owned)
+	out.Changed = len(minusTPs(after, before)) > 0 || len(minusTPs(before, after)) > 0
 	if out.Assignment == nil {
 		out.Assignment = []offsets.TopicPartitions{}
 	}
@@ -1057,12 +1063,12 @@ func (b *Broker) DescribeGroup(ctx context.Context, group string) (GroupInfo, er
 
 // LiveMemberCount is how many members of a broker-assigned group are live
 // (0 for a group that does not exist).
-func (b *Broker) LiveMemberCount(ctx context.Context, group string) int {
+func (b *Broker) LiveMemberCount(ctx context.Context, group string) (int, error) {
 	members, err := b.store.GroupMembers(ctx, group)
 	if err != nil {
-		return 0
+		return 0, err
 	}
-	return len(offsets.LiveMembers(members, b.now().UnixMilli()))
+	return len(offsets.LiveMembers(members, b.now().UnixMilli())), nil
 }
 
 // DeleteCommittedOffsets removes a group's committed offsets of some

@@ -511,7 +511,7 @@ func (b *Broker) appendObjectWith(ctx context.Context, t offsets.Topic, batches 
 	req := &flushReq{t: t, batches: encoded, bytes: size, done: make(chan flushOut, 1)}
 	if idem == nil && !b.flush.cfg.Off {
 		b.flush.submit(req)
-		queued(ctx)
+		QueuedCallback(ctx)()
 		select {
 		case out := <-req.done:
 			return out.results, out.err
@@ -597,8 +597,12 @@ func WithQueued(ctx context.Context, fn func()) context.Context {
 	return context.WithValue(ctx, queuedKey{}, fn)
 }
 
-func queued(ctx context.Context) {
+// QueuedCallback returns the callback WithQueued put in ctx (a no-op if
+// none), for a front end that fans one request out into several produce
+// calls and signals once all of them have queued.
+func QueuedCallback(ctx context.Context) func() {
 	if fn, ok := ctx.Value(queuedKey{}).(func()); ok {
-		fn()
+		return fn
 	}
+	return func() {}
 }

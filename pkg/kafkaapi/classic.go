@@ -1,9 +1,9 @@
 package kafkaapi
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"time"
 
@@ -72,7 +72,7 @@ func handleJoinGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Resp
 		}
 	}
 	if req.MemberID == "" {
-		id := "consumer-" + randomHex(8)
+		id := "consumer-" + rand.Text()
 		if req.Version >= 4 {
 			// KIP-394: the client rejoins with this id, so an
 			// abandoned first attempt leaves no member behind.
@@ -128,10 +128,10 @@ func handleSyncGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Resp
 		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
 		return resp, nil
 	}
-	if _, ok := c.clientAssignedMember(ctx, req.Group, req.MemberID); ok {
+	if c.clientAssignedMember(ctx, req.Group, req.MemberID) {
 		return c.syncClientAssigned(ctx, req, resp)
 	}
-	res, _, err := c.classicBeat(ctx, req.Group, req.MemberID, req.Generation)
+	res, err := c.classicBeat(ctx, req.Group, req.MemberID, req.Generation)
 	switch {
 	case err != nil:
 		resp.ErrorCode = classicErrorCode(err)
@@ -157,14 +157,14 @@ func handleHeartbeat(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Resp
 		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
 		return resp, nil
 	}
-	if _, ok := c.clientAssignedMember(ctx, req.Group, req.MemberID); ok {
+	if c.clientAssignedMember(ctx, req.Group, req.MemberID) {
 		return c.heartbeatClientAssigned(ctx, req, resp)
 	}
-	res, before, err := c.classicBeat(ctx, req.Group, req.MemberID, req.Generation)
+	res, err := c.classicBeat(ctx, req.Group, req.MemberID, req.Generation)
 	switch {
 	case err != nil:
 		resp.ErrorCode = classicErrorCode(err)
-	case res.MemberEpoch != req.Generation || !sameTPs(res.Assignment, before):
+	case res.MemberEpoch != req.Generation || res.Changed:
 		// Something to give up, or something freed for it: rejoin.
 		resp.ErrorCode = kerr.RebalanceInProgress.Code
 	}
@@ -172,19 +172,16 @@ func handleHeartbeat(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Resp
 }
 
 // classicBeat heartbeats a classic member with what it was given (its
-// owned partitions as stored); it returns the result and what the member
-// owned before.
-func (c *conn) classicBeat(ctx context.Context, group, member string, generation int32) (broker.HeartbeatResult, []offsets.TopicPartitions, error) {
-	id := storeMemberID(member)
-	_, m, err := c.s.store.GroupMember(ctx, group, id)
-	if err != nil {
-		return broker.HeartbeatResult{}, nil, err
+// owned partitions as stored).
+func (c *conn) classicBeat(ctx context.Context, group, member string, generation int32) (broker.HeartbeatResult, error) {
+	if generation == 0 {
+		// Epoch 0 means "join" to the broker: only a member that is still
+		// there may heartbeat with it.
+		if _, m, err := c.s.store.GroupMember(ctx, group, storeMemberID(member)); err != nil || m.Version == 0 {
+			return broker.HeartbeatResult{}, cmp.Or(err, offsets.ErrUnknownMember)
+		}
 	}
-	if m.Version == 0 {
-		return broker.HeartbeatResult{}, nil, offsets.ErrUnknownMember
-	}
-	res, err := c.s.b.Heartbeat(ctx, broker.Heartbeat{Group: group, MemberID: id, MemberEpoch: generation, ClientID: c.clientID, Principal: c.id.Principal})
-	return res, m.Owned, err
+	return c.s.b.Heartbeat(ctx, broker.Heartbeat{Group: group, MemberID: storeMemberID(member), MemberEpoch: generation, ClientID: c.clientID, Principal: c.id.Principal})
 }
 
 func handleLeaveGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Response, error) {
@@ -244,35 +241,6 @@ func classicErrorCode(err error) int16 {
 		return kerr.IllegalGeneration.Code
 	}
 	return errorCode(err)
-}
-
-// sameTPs reports whether two assignments hold the same partitions.
-func sameTPs(a, b []offsets.TopicPartitions) bool {
-	set := func(tps []offsets.TopicPartitions) map[offsets.TopicPartition]bool {
-		out := map[offsets.TopicPartition]bool{}
-		for _, tp := range tps {
-			for _, p := range tp.Partitions {
-				out[offsets.TopicPartition{Topic: tp.Topic, Partition: p}] = true
-			}
-		}
-		return out
-	}
-	sa, sb := set(a), set(b)
-	if len(sa) != len(sb) {
-		return false
-	}
-	for k := range sa {
-		if !sb[k] {
-			return false
-		}
-	}
-	return true
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 func msDuration(ms int32) time.Duration { return time.Duration(max(ms, 0)) * time.Millisecond }

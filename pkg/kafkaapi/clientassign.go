@@ -192,7 +192,11 @@ func maybeComplete(g *offsets.ClassicGroup) {
 // wait until the round completes.
 func (c *conn) joinClientAssigned(ctx context.Context, req *kmsg.JoinGroupRequest, resp *kmsg.JoinGroupResponse) (kmsg.Response, error) {
 	id := req.MemberID
-	if n := c.s.b.LiveMemberCount(ctx, req.Group); n > 0 {
+	switch n, err := c.s.b.LiveMemberCount(ctx, req.Group); {
+	case err != nil:
+		resp.ErrorCode = classicErrorCode(err)
+		return resp, nil
+	case n > 0:
 		resp.ErrorCode = kerr.InconsistentGroupProtocol.Code
 		return resp, nil
 	}
@@ -423,12 +427,12 @@ func (c *conn) leaveClientAssigned(ctx context.Context, group string, ids []stri
 
 // clientAssignedMember reports whether member is in the group's
 // client-assigned membership (then the classic requests are served by the
-// functions above) and the group's state.
-func (c *conn) clientAssignedMember(ctx context.Context, group, member string) (*offsets.ClassicGroup, bool) {
+// functions above).
+func (c *conn) clientAssignedMember(ctx context.Context, group, member string) bool {
 	g, err := c.classicRead(ctx, group)
 	if err != nil || g == nil {
-		return nil, false
+		return false
 	}
 	_, ok := g.Members[member]
-	return g, ok
+	return ok
 }

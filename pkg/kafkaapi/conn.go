@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streambed/streambed/pkg/auth"
+	"github.com/streambed/streambed/pkg/broker"
 )
 
 // conn is one client connection. Requests are answered in order; see
@@ -157,7 +158,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 						return
 					}
 				}
-				p.resp, p.err = c.handle(withQueued(ctx, signal), p.req)
+				p.resp, p.err = c.handle(broker.WithQueued(ctx, signal), p.req)
 			}()
 			continue
 		}
@@ -224,22 +225,6 @@ func (b *inflightBudget) release(n int) {
 		b.freed = nil
 	}
 	b.mu.Unlock()
-}
-
-// queuedKey carries a produce request's "records queued" signal.
-type queuedKey struct{}
-
-func withQueued(ctx context.Context, fn func()) context.Context {
-	return context.WithValue(ctx, queuedKey{}, fn)
-}
-
-// queuedSignal returns the signal a pipelined produce gives once its
-// records are queued (a no-op otherwise).
-func queuedSignal(ctx context.Context) func() {
-	if fn, ok := ctx.Value(queuedKey{}).(func()); ok {
-		return fn
-	}
-	return func() {}
 }
 
 // readFrame reads one size-prefixed request.

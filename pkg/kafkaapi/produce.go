@@ -23,7 +23,7 @@ func handleProduce(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Respon
 	// (or has failed without).
 	var queuedAll sync.WaitGroup
 	queuedAll.Add(len(req.Topics))
-	requestQueued := queuedSignal(ctx)
+	requestQueued := broker.QueuedCallback(ctx)
 	go func() { queuedAll.Wait(); requestQueued() }()
 	var wg sync.WaitGroup
 	for i := range req.Topics {

@@ -105,8 +105,8 @@ func New(b *broker.Broker, cfg Config) *Server {
 	return &Server{b: b, cfg: cfg, log: cfg.Logger, store: b.Store(), conns: map[net.Conn]struct{}{}}
 }
 
-// NodeIDFor derives a node id from an advertised address.
-func NodeIDFor(advertised string) int32 {
+// nodeIDFor derives a node id from an advertised address.
+func nodeIDFor(advertised string) int32 {
 	h := fnv.New32a()
 	h.Write([]byte(advertised))
 	return int32(h.Sum32() & 0x7fffffff)
@@ -130,7 +130,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	id := s.cfg.NodeID
 	if id < 0 {
-		id = NodeIDFor(adv)
+		id = nodeIDFor(adv)
 	}
 	s.self = offsets.Node{ID: id, Host: host, Port: int32(port), Rack: s.cfg.Rack}
 	if err := s.store.RegisterNode(ctx, s.self, s.cfg.RegistrationTTL); err != nil {
