@@ -1,6 +1,7 @@
 package dynamolike_test
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 	"time"
@@ -43,4 +44,27 @@ func TestAcceptanceOverBolt(t *testing.T) {
 		t.Cleanup(w.Wait)
 		return w
 	})
+}
+
+// TestProducerIDAfterAmbiguousWrite: the counter write that leases a block
+// of producer ids is answered ambiguously (applied or not). Allocation
+// must still succeed, with ids no earlier answer can have handed out.
+func TestProducerIDAfterAmbiguousWrite(t *testing.T) {
+	for _, late := range []bool{false, true} {
+		w := dynamolike.New(memtable.New(), dynamolike.Config{Script: func(n int64, ops []offsets.Op) dynamolike.Fate {
+			return dynamolike.Fate{Ambiguous: n == 0, Late: late && n == 0}
+		}})
+		t.Cleanup(w.Wait)
+		s := offsets.New(w, offsets.WithRetry(20, 5*time.Millisecond, 20*time.Millisecond))
+		id, err := s.AllocateProducerID(context.Background())
+		if err != nil {
+			t.Fatalf("late=%v: %v", late, err)
+		}
+		w.Wait()
+		// Another process leases the next block: it must not overlap ours.
+		other, err := offsets.New(w).AllocateProducerID(context.Background())
+		if err != nil || other < id+100 {
+			t.Fatalf("late=%v: ours %d, the next process's %d (%v)", late, id, other, err)
+		}
+	}
 }

@@ -461,7 +461,14 @@ func (s *Store) AllocateProducerID(ctx context.Context) (int64, error) {
 		}
 		start = c.Next
 		c.Next += producerIDBlock
-		return true, s.t.Write(ctx, Put(k, it.Version, encode(&c)))
+		err = s.t.Write(ctx, Put(k, it.Version, encode(&c)))
+		if errors.Is(err, ErrUnavailable) && ctx.Err() == nil {
+			// The write's outcome is unknown. Either way the block is
+			// safe to abandon: the counter only moves forward, so the
+			// next attempt re-reads it and leases a block after it.
+			return false, fmt.Errorf("%w: %v", ErrConflict, err)
+		}
+		return err == nil, err
 	})
 	if err != nil {
 		return 0, err
