@@ -93,3 +93,65 @@ func mustTopic(t *testing.T, b *Broker, name string) offsets.Topic {
 	}
 	return tp
 }
+
+// TestTornReadDoesNotCommitTwice: a commit's write times out and lands
+// while the retry re-reads, torn: the retry reads the index entry the
+// first write made before it landed and the head after. It must not
+// append the records a second time after themselves.
+func TestTornReadDoesNotCommitTwice(t *testing.T) {
+	ctx := context.Background()
+	release := make(chan struct{})
+	var once sync.Once
+	var sent atomic.Bool
+	var dl *dynamolike.Table
+	dl = dynamolike.New(memtable.New(), dynamolike.Config{
+		TornReads: true,
+		Script: func(n int64, ops []offsets.Op) dynamolike.Fate {
+			for _, op := range ops {
+				if strings.HasPrefix(op.Key.SK, "seg#") && !sent.Swap(true) {
+					return dynamolike.Fate{Ambiguous: true, Late: true, Release: release}
+				}
+			}
+			return dynamolike.Fate{}
+		},
+		// The index entries first; everything else once the late write
+		// has landed.
+		Order: func(keys []offsets.Key) []int {
+			var out, rest []int
+			for i, k := range keys {
+				switch {
+				case strings.HasPrefix(k.SK, "seg#"):
+					out = append(out, i)
+				case k.SK == "head":
+					rest = append([]int{i}, rest...)
+				default:
+					rest = append(rest, i)
+				}
+			}
+			return append(out, rest...)
+		},
+		BeforeRead: func(k offsets.Key) {
+			if k.SK == "head" && sent.Load() {
+				once.Do(func() { close(release); dl.Wait() })
+			}
+		},
+	})
+	b := New(offsets.New(dl, offsets.WithRetry(5, time.Millisecond, time.Millisecond)), membucket.New(), Config{})
+	if _, err := b.CreateTopic(ctx, "t", 1, offsets.DefaultTopicConfig()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.ProducePartition(ctx, "t", 0, PartitionProduce{
+		Records:        []segments.Record{{Timestamp: NoTimestamp, Value: []byte("once")}},
+		ExpectedOffset: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.Partitions(ctx, "t", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Base != 0 || st[0].LogEnd != 1 {
+		t.Fatalf("one record answered at %d; the log ends at %d", res.Base, st[0].LogEnd)
+	}
+}

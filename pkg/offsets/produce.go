@@ -270,7 +270,13 @@ func (c *commit) attempt(ctx context.Context, pending []int) ([]int, error) {
 			continue
 		}
 		ac.i = i
-		if k := segKey(c.t.ID, a.Partition, ac.entry.Last); !slices.Contains(c.attempted[i], k) {
+		k := segKey(c.t.ID, a.Partition, ac.entry.Last)
+		for _, e := range c.attempted[i] {
+			if e != k {
+				ac.earlier = append(ac.earlier, e)
+			}
+		}
+		if !slices.Contains(c.attempted[i], k) {
 			c.attempted[i] = append(c.attempted[i], k)
 		}
 		acc = append(acc, ac)
@@ -377,6 +383,12 @@ type accepted struct {
 	prod  ProducerState
 	ps    *prodState
 	r     AppendResult
+	// earlier is the index keys earlier attempts wrote for this append
+	// under other offsets. The write requires them absent: a torn read
+	// can miss an ambiguous earlier write that landed while it read (and
+	// see the head it moved), and without the check the append would be
+	// committed a second time after it.
+	earlier []Key
 }
 
 // decide validates one append against its partition's head and producer
@@ -454,10 +466,11 @@ func (c *commit) pack(acc []accepted, start int, now time.Time) (int, tx, []*int
 	var hsOrder []*partState
 	var psOrder []*prodState
 	var segs tx
+	var checks []Op
 	end := start
 	for ; end < len(acc); end++ {
 		a := &acc[end]
-		need := 1
+		need := 1 + len(a.earlier)
 		if _, ok := lastHead[a.hs]; !ok {
 			need++
 		}
@@ -466,7 +479,7 @@ func (c *commit) pack(acc []accepted, start int, now time.Time) (int, tx, []*int
 				need++
 			}
 		}
-		if len(segs.ops)+len(hsOrder)+len(psOrder)+need > room && end > start {
+		if len(segs.ops)+len(checks)+len(hsOrder)+len(psOrder)+need > room && end > start {
 			break
 		}
 		if _, ok := lastHead[a.hs]; !ok {
@@ -480,6 +493,16 @@ func (c *commit) pack(acc []accepted, start int, now time.Time) (int, tx, []*int
 			lastProd[a.ps] = &a.prod
 		}
 		segs.put(segKey(c.t.ID, a.r.Partition, a.entry.Last), 0, &a.entry)
+		for _, k := range a.earlier {
+			checks = append(checks, Check(k, 0))
+		}
+	}
+	// A key this transaction puts is required absent by its put already
+	// (and a transaction may name an item once).
+	for _, ck := range checks {
+		if !slices.ContainsFunc(segs.ops, func(op Op) bool { return op.Key == ck.Key }) {
+			segs.ops = append(segs.ops, ck)
+		}
 	}
 	var w tx
 	var touched []*int64
