@@ -74,6 +74,18 @@ func TestTopicLifecycle(t *testing.T) {
 		t.Fatalf("config %v", cfg)
 	}
 	e.want(e.do("POST", "/v1/topics", map[string]any{"name": "orders"}), 409, "topic_exists")
+	// Kafka's names, as kafka-topics users type them: values as strings or
+	// numbers; settings without meaning here are accepted and change nothing.
+	kt := e.want(e.do("POST", "/v1/topics", map[string]any{"name": "kafka-named", "config": map[string]any{
+		"retention.ms": "86400000", "cleanup.policy": "compact,delete", "max.message.bytes": 2048, "min.insync.replicas": "2"}}), 201)
+	if c := kt["config"].(map[string]any); c["retention_ms"] != 86400000.0 || c["cleanup_policy"] != "compact,delete" || c["max_record_bytes"] != 2048.0 {
+		t.Fatalf("Kafka-named config %v", c)
+	}
+	kt = e.want(e.do("PATCH", "/v1/topics/kafka-named", map[string]any{"config": map[string]any{"message.timestamp.type": "LogAppendTime"}}), 200)
+	if c := kt["config"].(map[string]any); c["timestamp_type"] != "log_append" || c["retention_ms"] != 86400000.0 {
+		t.Fatalf("Kafka-named patch %v", c)
+	}
+	e.want(e.do("DELETE", "/v1/topics/kafka-named", nil), 204)
 	got := e.want(e.do("GET", "/v1/topics/orders", nil), 200)
 	if got["id"] != topic["id"] {
 		t.Fatal("describe returned another id")
@@ -197,6 +209,11 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"dot dot", "POST", "/v1/topics", `{"name":".."}`, nil, 400, "invalid_request", "name"},
 		{"zero partitions", "POST", "/v1/topics", `{"name":"z","partitions":0}`, nil, 400, "invalid_request", "partitions"},
 		{"bad config", "POST", "/v1/topics", `{"name":"z","config":{"cleanup_policy":"shred"}}`, nil, 400, "invalid_request", "config.cleanup_policy"},
+		{"unknown Kafka config", "POST", "/v1/topics", `{"name":"z","config":{"retention.minutes":1}}`, nil, 400, "invalid_request", "config.retention.minutes"},
+		{"Kafka config not a number", "POST", "/v1/topics", `{"name":"z","config":{"retention.ms":"abc"}}`, nil, 400, "invalid_request", "config.retention_ms"},
+		{"Kafka config as object", "POST", "/v1/topics", `{"name":"z","config":{"retention.ms":{}}}`, nil, 400, "invalid_request", "config.retention.ms"},
+		{"both names of a setting", "POST", "/v1/topics", `{"name":"z","config":{"retention.ms":1,"retention_ms":2}}`, nil, 400, "invalid_request", "config.retention.ms"},
+		{"bad Kafka config in a patch", "PATCH", "/v1/topics/orders", `{"partitions":4,"config":{"message.timestamp.type":"Now"}}`, nil, 400, "invalid_request", "config.timestamp_type"},
 		{"partition decrease", "PATCH", "/v1/topics/orders", `{"partitions":1}`, nil, 400, "invalid_request", "partitions"},
 		{"bad config with growth", "PATCH", "/v1/topics/orders", `{"partitions":4,"config":{"retention_ms":-9}}`, nil, 400, "invalid_request", "config.retention_ms"},
 		{"bad topic in path", "GET", "/v1/topics/bad%20name", nil, nil, 400, "invalid_request", "topic"},

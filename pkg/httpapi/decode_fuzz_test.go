@@ -44,3 +44,44 @@ func FuzzDecodeProduce(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTopicConfigNames feeds arbitrary topic bodies to the reader of
+// Kafka-named settings: it refuses them with a problem naming the field,
+// or passes the body on; what it takes out is a setting Kafka names, and
+// what it passes on no longer has it.
+func FuzzTopicConfigNames(f *testing.F) {
+	for _, s := range []string{
+		`{"name":"t","config":{"retention.ms":"5","retention_bytes":7}}`,
+		`{"name":"t","config":{"cleanup.policy":"compact","min.insync.replicas":2}}`,
+		`{"config":{"retention.ms":1,"retention_ms":2}}`,
+		`{"config":{"no.such":1}}`,
+		`{"config":[1]}`,
+		`null`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		rest, kafka, p := splitKafkaConfig(body)
+		if p != nil {
+			if p.Field == "" || p.Detail == "" {
+				t.Fatalf("problem without a field or detail: %+v", p)
+			}
+			return
+		}
+		if len(kafka) == 0 {
+			if string(rest) != string(body) {
+				t.Fatalf("body changed without a Kafka name taken out: %q -> %q", body, rest)
+			}
+			return
+		}
+		var top struct{ Config map[string]json.RawMessage }
+		if err := json.Unmarshal(rest, &top); err != nil {
+			t.Fatalf("passed on unreadable %q: %v", rest, err)
+		}
+		for _, k := range kafka {
+			if _, left := top.Config[k.name]; left {
+				t.Fatalf("%s taken out and left in %q", k.name, rest)
+			}
+		}
+	})
+}

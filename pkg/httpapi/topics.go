@@ -102,7 +102,8 @@ func (s *Server) listTopics(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) createTopic(w http.ResponseWriter, r *http.Request) {
 	var in api.CreateTopicRequest
-	if p := s.decodeBody(w, r, &in); p != nil {
+	kafka, p := s.decodeTopicBody(w, r, &in)
+	if p != nil {
 		s.problem(w, r, p)
 		return
 	}
@@ -113,7 +114,12 @@ func (s *Server) createTopic(w http.ResponseWriter, r *http.Request) {
 	if in.Partitions != nil {
 		parts = *in.Partitions
 	}
-	t, err := s.b.CreateTopic(r.Context(), in.Name, parts, mergeConfig(offsets.DefaultTopicConfig(), in.Config))
+	cfg := mergeConfig(offsets.DefaultTopicConfig(), in.Config)
+	if err := applyKafka(&cfg, kafka); err != nil {
+		s.fail(w, r, err, false)
+		return
+	}
+	t, err := s.b.CreateTopic(r.Context(), in.Name, parts, cfg)
 	if err != nil {
 		s.fail(w, r, err, true)
 		return
@@ -141,18 +147,23 @@ func (s *Server) updateTopic(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in api.UpdateTopicRequest
-	if p := s.decodeBody(w, r, &in); p != nil {
+	kafka, p := s.decodeTopicBody(w, r, &in)
+	if p != nil {
 		s.problem(w, r, p)
 		return
 	}
 	var cfg *offsets.TopicConfig
-	if in.Config != nil {
+	if in.Config != nil || len(kafka) > 0 {
 		cur, err := s.b.Store().Topic(r.Context(), name)
 		if err != nil {
 			s.fail(w, r, err, false)
 			return
 		}
 		merged := mergeConfig(cur.Config, in.Config)
+		if err := applyKafka(&merged, kafka); err != nil {
+			s.fail(w, r, err, false)
+			return
+		}
 		if err := merged.Validate(); err != nil {
 			s.fail(w, r, err, false) // before growing partitions: bad input changes nothing
 			return
