@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -97,6 +98,14 @@ func waitText(sel, want string) chromedp.Action[chromedp.Void] {
 }
 
 // changed fires the change event the page listens to (SetValue does not).
+// back is the browser's back button.
+func back() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](`history.back(), true`)(ctx, tg)
+		return err
+	})
+}
+
 func changed(sel string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		_, err := chromedp.Evaluate[bool](`document.querySelector(`+strconv.Quote(sel)+`).dispatchEvent(new Event('change'))`)(ctx, tg)
@@ -145,29 +154,68 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	run("partitions", chromedp.Reload(), waitText(`#partitions`, "22"))
+	// Partition 1 holds three records an hour apart, for the jump to a time.
+	hour := time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC)
+	var timed []client.Record
+	for i := range 3 {
+		timed = append(timed, client.Record{Timestamp: hour.Add(time.Duration(i) * time.Hour), Value: fmt.Appendf(nil, "at-%d", 10+i)}.InPartition(1))
+	}
+	if _, err := c.Produce(context.Background(), "orders", timed); err != nil {
+		t.Fatal(err)
+	}
+
+	// The browser opens on the partition's latest records, unasked.
+	run("opens on the latest", chromedp.Reload(), waitText(`#partitions`, "22"),
+		waitText(`#records`, "order-19"), waitText(`#records`, `{"sku":"A-1","qty":3}`))
 	run("browse text",
+		chromedp.SetValue(`#browse select[name=mode]`, "offset"),
 		chromedp.SetValue(`#browse input[name=at]`, "0"),
-		chromedp.Click(`#browse button`),
-		waitText(`#records`, "order-00"), waitText(`#records`, "order-19"), waitText(`#records`, `{"sku":"A-1","qty":3}`))
+		chromedp.SetValue(`#browse input[name=max]`, "10"),
+		chromedp.Click(`#browse button[type=submit]`),
+		waitText(`#page-info`, "10 records; next offset 10"), waitText(`#records`, "order-00"), waitText(`#records`, "order-09"))
 	screenshot(t, ctx, "02-messages-text")
+	run("newer page", chromedp.Click(`#newer`), waitText(`#page-info`, "next offset 20"), waitText(`#records`, "order-10"))
+	run("newest page", chromedp.Click(`#newer`), waitText(`#page-info`, "2 records; next offset 22"))
+	run("older page", chromedp.Click(`#older`), waitText(`#page-info`, "10 records; next offset 20"), waitText(`#records`, "order-10"))
+	// Every page is a history entry: back returns to the one before.
+	run("back button", back(), waitText(`#page-info`, "2 records; next offset 22"))
+	run("back again", back(), waitText(`#page-info`, "next offset 20"), waitText(`#records`, "order-10"))
 	run("browse json", chromedp.SetValue(`#browse select[name=decode]`, "json"),
 		changed(`#browse select[name=decode]`),
-		waitText(`#records`, "\"qty\": 3"))
+		chromedp.Click(`#newer`), waitText(`#records`, "\"qty\": 3"))
 	screenshot(t, ctx, "03-messages-json")
+	// The view is a link: opened afresh, it shows the same page, decoded
+	// the same way.
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(loc, "from=offset") || !strings.Contains(loc, "at=20") || !strings.Contains(loc, "decode=json") {
+		t.Fatalf("the page's state is not in its address: %s", loc)
+	}
+	run("open the link", chromedp.Navigate("about:blank"), chromedp.Navigate(loc), waitText(`#records`, "\"qty\": 3"),
+		waitText(`#page-info`, "2 records; next offset 22"))
 	run("browse hex", chromedp.SetValue(`#browse select[name=decode]`, "hex"),
 		changed(`#browse select[name=decode]`),
 		waitText(`#records`, "ff 00 41"))
 	run("browse by tail", chromedp.SetValue(`#browse select[name=mode]`, "tail"),
 		chromedp.SetValue(`#browse input[name=at]`, "1"),
-		chromedp.Click(`#browse button`), waitText(`#messages`, "1 records; next offset 22"))
+		chromedp.Click(`#browse button[type=submit]`), waitText(`#messages`, "1 records; next offset 22"))
+	run("jump to a time", chromedp.SetValue(`#browse select[name=partition]`, "1"),
+		chromedp.SetValue(`#browse select[name=mode]`, "timestamp"),
+		chromedp.SetValue(`#browse input[name=at]`, "2026-01-02T10:30:00Z"),
+		chromedp.SetValue(`#browse select[name=decode]`, "text"),
+		chromedp.Click(`#browse button[type=submit]`), waitText(`#page-info`, "2 records; next offset 3"), waitText(`#records`, "at-11"))
+	if got, err := chromedp.Run(ctx, chromedp.Text(`#records tbody tr:first-child td:nth-child(4)`)); err != nil || got != "at-11" {
+		t.Fatalf("after a jump to 10:30 the first record is %q (%v), want at-11", got, err)
+	}
 
 	run("grow partitions", chromedp.SetValue(`#grow-partitions input[name=partitions]`, "4"),
 		chromedp.Click(`#grow-partitions button`), waitText(`#partition-count`, "4"))
 	screenshot(t, ctx, "04-topic")
 
-	// A group that read 5 of partition 0's 22 records: lag 17.
-	if err := c.CommitGroupOffsets(context.Background(), "billing", []api.OffsetCommit{{Topic: "orders", Partition: 0, Offset: 5}}); err != nil {
+	// A group that read 5 of partition 0's 22 records and all of partition 1: lag 17.
+	if err := c.CommitGroupOffsets(context.Background(), "billing", []api.OffsetCommit{{Topic: "orders", Partition: 0, Offset: 5}, {Topic: "orders", Partition: 1, Offset: 3}}); err != nil {
 		t.Fatal(err)
 	}
 	run("groups", chromedp.Navigate(base+"/ui/?lag_interval_ms=300#/groups"), waitText(`#groups`, "billing"))
@@ -177,6 +225,15 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	run("lag drops", waitText(`#total-lag`, "2"))
+	// Time lag reads as people say it, as in the CLI.
+	human, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[0, 850, 1500, 350930, 7380000, 90061000].map(lagTime)`))
+	if err != nil || strings.Join(human, " ") != "0s 850ms 1.5s 5m50.9s 2h3m 25h1m" {
+		t.Fatalf("time lag shown as %q (%v)", human, err)
+	}
+	cell, err := chromedp.Run(ctx, chromedp.Text(`#lag tbody tr:first-child td:nth-child(6)`))
+	if err != nil || !regexp.MustCompile(`^(\d+ms|[\d.]+s|\d+m[\d.]*s?|\d+h\d*m?)$`).MatchString(cell) {
+		t.Fatalf("time lag cell %q (%v)", cell, err)
+	}
 	points, err := chromedp.Run(ctx, chromedp.AttributeValue(`#lag-chart polyline`, "points"))
 	if err != nil {
 		t.Fatal(err)

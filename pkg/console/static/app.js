@@ -102,6 +102,21 @@ function duration(ms) {
   return ms + 'ms';
 }
 
+// lagTime is a time lag for people, as the CLI prints it: 850ms, 5m50.9s,
+// 2h3m.
+function lagTime(ms) {
+  if (ms === undefined || ms === null) return '–';
+  if (ms === 0) return '0s';
+  if (ms < 1000) return ms + 'ms';
+  if (ms < 3600000) {
+    const m = Math.floor(ms / 60000);
+    const sec = Math.round((ms % 60000) / 100) / 10;
+    return (m ? m + 'm' : '') + (sec || !m ? sec + 's' : '');
+  }
+  const min = Math.round(ms / 60000);
+  return Math.floor(min / 60) + 'h' + (min % 60 ? (min % 60) + 'm' : '');
+}
+
 function retention(cfg) {
   const parts = [];
   if (cfg.retention_ms !== undefined && cfg.retention_ms >= 0) parts.push(duration(cfg.retention_ms));
@@ -155,11 +170,12 @@ async function topicsView() {
     h('h2', {}, 'Create a topic'), h('div', { class: 'card' }, form));
 }
 
-async function topicView(name) {
+async function topicView(name, q) {
   const [t, parts] = await Promise.all([
     api('GET', `/v1/topics/${enc(name)}`),
     api('GET', `/v1/topics/${enc(name)}/partitions`).then((r) => r.partitions),
   ]);
+  const messages = browser(t, parts, q);
   const cfg = Object.entries(t.config).map(([k, v]) => [h('dt', {}, k.replaceAll('_', '.')), h('dd', {}, String(v))]);
   const grow = h('form', { class: 'inline', id: 'grow-partitions' },
     h('label', {}, 'New partition count', h('input', { name: 'partitions', type: 'number', min: t.partitions + 1, value: t.partitions + 1, required: true })),
@@ -182,52 +198,87 @@ async function topicView(name) {
       { id: 'partitions', numeric: [0, 1, 2, 3, 4] }),
     h('div', { class: 'card' }, grow),
     h('h2', {}, 'Messages'),
-    browser(t, parts));
+    messages.el);
+  await messages.load();
 }
 
 // browser is the message browser of one topic: pick a partition and a
-// start (offset, time or tail), show records decoded as text, JSON or hex.
-function browser(t, parts) {
+// start (offset, time or the last N), show records decoded as text, JSON or
+// hex, and page older and newer. Its state lives in the URL (after the
+// route, as a query), so a view can be linked and the back button returns
+// to the page before; it opens on the partition's latest records.
+function browser(t, parts, q) {
   const out = h('div', { id: 'messages' });
+  const st = {
+    partition: q.get('partition') || '0', mode: q.get('from') || 'tail',
+    max: q.get('max') || '50', decode: q.get('decode') || 'text',
+  };
+  st.at = q.get('at') ?? (st.mode === 'tail' ? st.max : '');
+  const opt = (value, label, cur) => h('option', { value, selected: String(value) === cur }, label);
   const opts = [];
-  for (let p = 0; p < t.partitions; p++) opts.push(h('option', { value: p }, String(p)));
+  for (let p = 0; p < t.partitions; p++) opts.push(opt(p, String(p), st.partition));
   const form = h('form', { class: 'inline', id: 'browse' },
     h('label', {}, 'Partition', h('select', { name: 'partition' }, opts)),
     h('label', {}, 'From', h('select', { name: 'mode' },
-      h('option', { value: 'offset' }, 'offset'), h('option', { value: 'timestamp' }, 'time (ISO or ms)'), h('option', { value: 'tail' }, 'last N'))),
-    h('label', {}, 'Value', h('input', { name: 'at', value: parts.length ? parts[0].log_start_offset : 0 })),
-    h('label', {}, 'Max records', h('input', { name: 'max', type: 'number', min: 1, max: 1000, value: 50 })),
+      opt('offset', 'offset', st.mode), opt('timestamp', 'time (ISO or ms)', st.mode), opt('tail', 'last N', st.mode))),
+    h('label', {}, 'Value', h('input', { name: 'at', value: st.at })),
+    h('label', {}, 'Max records', h('input', { name: 'max', type: 'number', min: 1, max: 1000, value: st.max })),
     h('label', {}, 'Decode as', h('select', { name: 'decode' },
-      h('option', { value: 'text' }, 'text'), h('option', { value: 'json' }, 'JSON'), h('option', { value: 'hex' }, 'hex'))),
+      opt('text', 'text', st.decode), opt('json', 'JSON', st.decode), opt('hex', 'hex', st.decode))),
     h('button', { type: 'submit' }, 'Fetch'));
+  const base = '#/topics/' + enc(t.name);
+  // go shows another page: a new history entry, which route() renders.
+  const go = (mode, at) => {
+    const f = new FormData(form);
+    const next = base + '?' + new URLSearchParams({ partition: f.get('partition'), from: mode, at: String(at), max: f.get('max'), decode: f.get('decode') });
+    if (location.hash === next) load(); else location.hash = next;
+  };
   let last = null;
   const render = () => {
     if (!last) return;
     const mode = new FormData(form).get('decode');
+    const max = Number(new FormData(form).get('max')) || 50;
+    const first = last.records.length ? last.records[0].offset : last.next_offset;
+    const older = h('button', { type: 'button', id: 'older', disabled: first <= last.log_start_offset },
+      '← Older');
+    older.addEventListener('click', () => go('offset', Math.max(last.log_start_offset, first - max)));
+    const newer = h('button', { type: 'button', id: 'newer', disabled: last.next_offset >= last.log_end_offset }, 'Newer →');
+    newer.addEventListener('click', () => go('offset', last.next_offset));
     out.replaceChildren(
-      h('p', { class: 'muted' }, `${last.records.length} records; next offset ${last.next_offset}; log ${last.log_start_offset}–${last.log_end_offset}`),
+      h('p', { class: 'muted', id: 'page-info' }, `${last.records.length} records; next offset ${last.next_offset}; log ${last.log_start_offset}–${last.log_end_offset}`),
+      h('div', { class: 'pager' }, older, ' ', newer),
       table(['Offset', 'Timestamp', 'Key', 'Value', 'Headers'], last.records.map((r) => [
         r.offset, time(r.timestamp), h('pre', {}, decode(r.key, r.key_b64, 'text')),
         h('pre', { class: 'value' }, decode(r.value, r.value_b64, mode)),
         (r.headers || []).map((hd) => h('div', {}, h('span', { class: 'badge' }, hd.name), ' ', decode(hd.value, hd.value_b64, 'text'))),
       ]), { id: 'records', numeric: [0], empty: 'No records at this position.' }));
   };
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
+  const load = async () => {
     const f = new FormData(form);
-    const q = new URLSearchParams({ format: 'auto', max_records: f.get('max') });
+    const rq = new URLSearchParams({ format: 'auto', max_records: f.get('max') });
     const at = String(f.get('at')).trim();
-    if (f.get('mode') === 'offset') q.set('offset', at || '0');
-    else if (f.get('mode') === 'tail') q.set('tail', at || '10');
-    else q.set('timestamp', /^\d+$/.test(at) ? at : String(Date.parse(at)));
+    if (f.get('mode') === 'offset') rq.set('offset', at || '0');
+    else if (f.get('mode') === 'tail') rq.set('tail', at || f.get('max'));
+    else rq.set('timestamp', /^\d+$/.test(at) ? at : String(Date.parse(at)));
     try {
-      last = await api('GET', `/v1/topics/${enc(t.name)}/partitions/${f.get('partition')}/records?${q}`);
+      last = await api('GET', `/v1/topics/${enc(t.name)}/partitions/${f.get('partition')}/records?${rq}`);
       showError(null);
       render();
     } catch (e) { showError(e); }
+  };
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const f = new FormData(form);
+    go(f.get('mode'), String(f.get('at')).trim());
   });
-  form.elements.decode.addEventListener('change', render);
-  return h('div', {}, h('div', { class: 'card' }, form), out);
+  form.elements.decode.addEventListener('change', () => {
+    // How records are shown is part of the link, but not a new page.
+    const cur = new URLSearchParams(location.hash.split('?')[1] || '');
+    cur.set('decode', new FormData(form).get('decode'));
+    history.replaceState(null, '', base + '?' + cur);
+    render();
+  });
+  return { el: h('div', {}, h('div', { class: 'card' }, form), out), load };
 }
 
 function toBytes(text, b64) {
@@ -275,7 +326,7 @@ async function groupView(name) {
   const draw = (l) => {
     totals.replaceChildren('Total lag ', h('strong', { id: 'total-lag' }, l.total_lag), ', max ', l.max_lag);
     lagTable.replaceChildren(table(['Topic', 'Partition', 'Committed', 'Log end', 'Lag', 'Time lag', 'Owner'],
-      l.partitions.map((p) => [p.topic, p.partition, p.committed_offset ?? '–', p.log_end_offset, p.lag, duration(p.time_lag_ms), p.member_id || '–']),
+      l.partitions.map((p) => [p.topic, p.partition, p.committed_offset ?? '–', p.log_end_offset, p.lag, lagTime(p.time_lag_ms), p.member_id || '–']),
       { id: 'lag', numeric: [1, 2, 3, 4] }));
     samples.push({ t: Date.now(), lag: l.total_lag });
     if (samples.length > 360) samples.shift();
@@ -319,11 +370,13 @@ async function route() {
   timers.forEach(clearInterval);
   timers = [];
   showError(null);
-  const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  const [path, query] = location.hash.replace(/^#\/?/, '').split('?');
+  const parts = path.split('/').map(decodeURIComponent);
+  const q = new URLSearchParams(query || '');
   const section = parts[0] || 'topics';
   document.querySelectorAll('nav a').forEach((a) => a.classList.toggle('active', a.dataset.nav === section));
   try {
-    if (section === 'topics' && parts[1]) await topicView(parts[1]);
+    if (section === 'topics' && parts[1]) await topicView(parts[1], q);
     else if (section === 'groups' && parts[1]) await groupView(parts[1]);
     else if (section === 'groups') await groupsView();
     else await topicsView();
