@@ -22,35 +22,15 @@ import (
 // same: the object must not be deleted, and the record must stay readable.
 func TestTornDuplicateKeepsObject(t *testing.T) {
 	ctx := context.Background()
-	release := make(chan struct{})
-	var once sync.Once
-	var sent atomic.Bool
-	var dl *dynamolike.Table
-	dl = dynamolike.New(memtable.New(), dynamolike.Config{
-		TornReads: true,
-		Script: func(n int64, ops []offsets.Op) dynamolike.Fate {
-			for _, op := range ops {
-				if strings.HasPrefix(op.Key.SK, "seg#") && !sent.Swap(true) {
-					return dynamolike.Fate{Ambiguous: true, Late: true, Release: release}
-				}
-			}
-			return dynamolike.Fate{}
-		},
-		// Read the index entry first, the producer state after the late
-		// write landed.
-		Order: func(keys []offsets.Key) []int {
-			out := make([]int, len(keys))
-			for i := range keys {
-				out[i] = len(keys) - 1 - i
-			}
-			return out
-		},
-		BeforeRead: func(k offsets.Key) {
-			if strings.HasPrefix(k.SK, "pid#") && sent.Load() {
-				once.Do(func() { close(release); dl.Wait() })
-			}
-		},
-	})
+	// Read the index entry first, the producer state after the late
+	// write landed.
+	dl := lateIndexWrite(func(keys []offsets.Key) []int {
+		out := make([]int, len(keys))
+		for i := range keys {
+			out[i] = len(keys) - 1 - i
+		}
+		return out
+	}, func(k offsets.Key) bool { return strings.HasPrefix(k.SK, "pid#") })
 	bucket := membucket.New()
 	b := New(offsets.New(dl, offsets.WithRetry(5, time.Millisecond, time.Millisecond)), bucket, Config{})
 	if _, err := b.CreateTopic(ctx, "t", 1, offsets.DefaultTopicConfig()); err != nil {
@@ -100,42 +80,22 @@ func mustTopic(t *testing.T, b *Broker, name string) offsets.Topic {
 // append the records a second time after themselves.
 func TestTornReadDoesNotCommitTwice(t *testing.T) {
 	ctx := context.Background()
-	release := make(chan struct{})
-	var once sync.Once
-	var sent atomic.Bool
-	var dl *dynamolike.Table
-	dl = dynamolike.New(memtable.New(), dynamolike.Config{
-		TornReads: true,
-		Script: func(n int64, ops []offsets.Op) dynamolike.Fate {
-			for _, op := range ops {
-				if strings.HasPrefix(op.Key.SK, "seg#") && !sent.Swap(true) {
-					return dynamolike.Fate{Ambiguous: true, Late: true, Release: release}
-				}
+	// The index entries first; everything else once the late write has
+	// landed.
+	dl := lateIndexWrite(func(keys []offsets.Key) []int {
+		var out, rest []int
+		for i, k := range keys {
+			switch {
+			case strings.HasPrefix(k.SK, "seg#"):
+				out = append(out, i)
+			case k.SK == "head":
+				rest = append([]int{i}, rest...)
+			default:
+				rest = append(rest, i)
 			}
-			return dynamolike.Fate{}
-		},
-		// The index entries first; everything else once the late write
-		// has landed.
-		Order: func(keys []offsets.Key) []int {
-			var out, rest []int
-			for i, k := range keys {
-				switch {
-				case strings.HasPrefix(k.SK, "seg#"):
-					out = append(out, i)
-				case k.SK == "head":
-					rest = append([]int{i}, rest...)
-				default:
-					rest = append(rest, i)
-				}
-			}
-			return append(out, rest...)
-		},
-		BeforeRead: func(k offsets.Key) {
-			if k.SK == "head" && sent.Load() {
-				once.Do(func() { close(release); dl.Wait() })
-			}
-		},
-	})
+		}
+		return append(out, rest...)
+	}, func(k offsets.Key) bool { return k.SK == "head" })
 	b := New(offsets.New(dl, offsets.WithRetry(5, time.Millisecond, time.Millisecond)), membucket.New(), Config{})
 	if _, err := b.CreateTopic(ctx, "t", 1, offsets.DefaultTopicConfig()); err != nil {
 		t.Fatal(err)
@@ -154,4 +114,33 @@ func TestTornReadDoesNotCommitTwice(t *testing.T) {
 	if res.Base != 0 || st[0].LogEnd != 1 {
 		t.Fatalf("one record answered at %d; the log ends at %d", res.Base, st[0].LogEnd)
 	}
+}
+
+// lateIndexWrite is a DynamoDB-like table whose first write of an index
+// entry is answered with a timeout and lands only when a torn multi-item
+// read (its items read in the order order gives) reaches an item landAt
+// picks.
+func lateIndexWrite(order func([]offsets.Key) []int, landAt func(offsets.Key) bool) *dynamolike.Table {
+	release := make(chan struct{})
+	var once sync.Once
+	var sent atomic.Bool
+	var dl *dynamolike.Table
+	dl = dynamolike.New(memtable.New(), dynamolike.Config{
+		TornReads: true,
+		Script: func(n int64, ops []offsets.Op) dynamolike.Fate {
+			for _, op := range ops {
+				if strings.HasPrefix(op.Key.SK, "seg#") && !sent.Swap(true) {
+					return dynamolike.Fate{Ambiguous: true, Late: true, Release: release}
+				}
+			}
+			return dynamolike.Fate{}
+		},
+		Order: order,
+		BeforeRead: func(k offsets.Key) {
+			if landAt(k) && sent.Load() {
+				once.Do(func() { close(release); dl.Wait() })
+			}
+		},
+	})
+	return dl
 }
