@@ -10,12 +10,16 @@ FUZZTIME ?= 10s
 # serialized, so keep package parallelism modest.
 TESTFLAGS ?= -race -count=1 -timeout 30m -p 2
 ALONE := ^TestProduceRunsAreSteady$$
+REPORT := bin/testreport
+SKIPS := bin/skipped-tests.txt
 
-.PHONY: chaos chaos-in-stack run build test test-in-stack test-unit localstack-up localstack-down fuzz bench bench-peers bench-peers-in-stack bench-kafka vet fmt lambda image tf-check tf-validate
+.PHONY: prereqs chaos chaos-in-stack run build test test-in-stack test-unit localstack-up localstack-down fuzz bench bench-peers bench-peers-in-stack bench-kafka vet fmt lambda image tf-check tf-validate
 
 ## run: start the broker on the embedded default (./data): HTTP at http://localhost:8080, Kafka at localhost:9092
-run:
-	$(GO) run ./cmd/streambed serve --addr $(ADDR) --kafka-addr $(KAFKA_ADDR) --kafka-auto-create-topics --data $(DATA)
+# The binary runs itself (not under go run, which turns an interrupt into
+# exit 1), so Ctrl-C ends make run quietly.
+run: build
+	bin/streambed serve --addr $(ADDR) --kafka-addr $(KAFKA_ADDR) --kafka-auto-create-topics --data $(DATA)
 
 build:
 	$(GO) build -o bin/streambed ./cmd/streambed
@@ -27,20 +31,27 @@ test:
 # test-in-stack expects the stack's endpoints in the environment (with-stack.sh
 # provides them). The emulator gate runs first: no concurrency test may trust
 # moto before it has proven atomic.
+# Test output goes through testreport (go test -json in, plain go test's
+# output out), which keeps every skipped test and why: the run ends with
+# that list, so a skip is never mistaken for a pass.
 test-in-stack: vet tf-validate
+	@rm -f $(SKIPS) && $(GO) build -o $(REPORT) ./internal/cmd/testreport
 	$(GO) test -count=1 -run TestEmulatorGate ./localstack/
-	$(GO) test $(TESTFLAGS) -skip '$(ALONE)' $$($(GO) list ./... | grep -v -e '/localstack$$' -e '/internal/chaos$$')
+	set -o pipefail; $(GO) test $(TESTFLAGS) -json -skip '$(ALONE)' $$($(GO) list ./... | grep -v -e '/localstack$$' -e '/internal/chaos$$') | $(REPORT) -skips $(SKIPS)
 	# The consistency harness loads moto hard: alone, so it does not slow others' calls into retries.
-	$(GO) test $(TESTFLAGS) ./internal/chaos/
+	set -o pipefail; $(GO) test $(TESTFLAGS) -json ./internal/chaos/ | $(REPORT) -skips $(SKIPS)
 	# Tests that compare runs' durations with each other: alone and without
 	# the race detector, so neighbours and instrumentation do not skew them.
-	$(GO) test -count=1 -timeout 10m -run '$(ALONE)' ./cmd/streambed/
+	set -o pipefail; $(GO) test -count=1 -json -timeout 10m -run '$(ALONE)' ./cmd/streambed/ | $(REPORT) -skips $(SKIPS)
 	# The peer benchmark is its own module (NATS stays out of Streambed's dependencies).
-	cd bench/peers && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
+	set -o pipefail; cd bench/peers && $(GO) vet ./... && $(GO) test -count=1 -json -timeout 10m ./... | $(abspath $(REPORT)) -skips $(abspath $(SKIPS))
+	@$(REPORT) -summary $(SKIPS)
 
-## test-unit: only tests that need no services (integration tests skip loudly)
+## test-unit: only tests that need no services (integration tests skip, and are listed at the end)
 test-unit:
-	$(GO) test $(TESTFLAGS) ./...
+	@rm -f $(SKIPS) && $(GO) build -o $(REPORT) ./internal/cmd/testreport
+	set -o pipefail; $(GO) test $(TESTFLAGS) -json ./... | $(REPORT) -skips $(SKIPS)
+	@$(REPORT) -summary $(SKIPS)
 
 vet:
 	$(GO) vet ./...
@@ -50,6 +61,10 @@ vet:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+## prereqs: what make test needs from the machine, found or missing (and how to get it)
+prereqs:
+	@./localstack/prereqs.sh
 
 localstack-up:
 	./localstack/up.sh
