@@ -5,7 +5,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 set -a; . "$root/bin/localstack.env"; set +a
-PYTHON=${PYTHON:-python3}
+PYTHON=${PYTHON:-$root/bin/localstack/venv/bin/python}
 BUCKET=${STREAMBED_BUCKET:-streambed}
 "$PYTHON" - "$STREAMBED_TEST_MINIO_ENDPOINT" "$STREAMBED_TEST_MINIO_ACCESS_KEY" "$STREAMBED_TEST_MINIO_SECRET_KEY" "$BUCKET" <<'PY'
 import sys

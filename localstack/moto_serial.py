@@ -2,12 +2,12 @@
 
 moto's stock server (`moto_server`) handles requests on many threads and its
 backends are not atomic under concurrency: two conflicting conditional writes or
-TransactWriteItems can both succeed (shared/design.md section 9). Streambed's
+TransactWriteItems can both succeed (TestEmulatorGate shows it). Streambed's
 correctness rests on exactly those conditions, so the local stack wraps moto's
 WSGI application in a process-wide lock. Requests still arrive on many threads
 (so slow clients do not block accept), but the backend sees them one by one.
 
-Usage: python3 moto_serial.py [--host 127.0.0.1] [--port 5000]
+Usage: bin/localstack/venv/bin/python moto_serial.py [--host 127.0.0.1] [--port 5000]
 """
 
 import argparse

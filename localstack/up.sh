@@ -22,6 +22,37 @@ PYTHON=${PYTHON:-python3}
 
 log() { printf 'localstack: %s\n' "$*" >&2; }
 
+# Prerequisites first: what cannot be installed from here is reported at
+# once, not after minutes of building.
+need=()
+command -v go >/dev/null 2>&1 || need+=("Go 1.26 (https://go.dev/dl/)")
+command -v curl >/dev/null 2>&1 || need+=("curl (Debian: apt-get install curl)")
+"$PYTHON" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 9))' 2>/dev/null ||
+  need+=("Python 3.9+ with venv as $PYTHON (Debian: apt-get install python3 python3-venv; or set PYTHON)")
+if [ ${#need[@]} -gt 0 ]; then
+  log "missing, and not installable from here:"
+  printf '  - %s\n' "${need[@]}" >&2
+  exit 1
+fi
+
+# moto's server in a virtual environment of its own under bin/, at the
+# versions localstack/requirements.txt pins (a system Python may refuse
+# plain pip installs, and its packages are not ours to change).
+venv="$state/venv"
+reqs="$root/localstack/requirements.txt"
+if [ ! -x "$venv/bin/python" ] || ! cmp -s "$reqs" "$venv/requirements.txt"; then
+  log "installing moto's server into bin/localstack/venv (pinned; once)"
+  rm -rf "$venv"
+  if "$PYTHON" -m venv "$venv" >"$state/pip.log" 2>&1 &&
+     "$venv/bin/pip" install -q --disable-pip-version-check -r "$reqs" >>"$state/pip.log" 2>&1; then
+    cp "$reqs" "$venv/requirements.txt"
+  else
+    log "installing moto from PyPI failed; see $state/pip.log"
+    exit 1
+  fi
+fi
+MOTO_PYTHON="$venv/bin/python"
+
 alive() { # pidfile name-fragment
   [ -f "$1" ] || return 1
   local pid; pid=$(cat "$1")
@@ -66,11 +97,6 @@ if [ -z "$chromium_bin" ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" 
   fi
 fi
 
-if ! "$PYTHON" -c 'import moto.server, werkzeug' 2>/dev/null; then
-  log "moto's server is not installed for $PYTHON; install it with: pip install 'moto[server]'"
-  exit 1
-fi
-
 if alive "$state/minio.pid" minio; then
   log "MinIO already running (pid $(cat "$state/minio.pid"))"
 else
@@ -88,7 +114,7 @@ if alive "$state/moto.pid" moto_serial; then
   log "moto already running (pid $(cat "$state/moto.pid"))"
 else
   port_free "$MOTO_PORT" || { log "port $MOTO_PORT is taken; set MOTO_PORT"; exit 1; }
-  nohup "$PYTHON" "$root/localstack/moto_serial.py" --host 127.0.0.1 --port "$MOTO_PORT" \
+  nohup "$MOTO_PYTHON" "$root/localstack/moto_serial.py" --host 127.0.0.1 --port "$MOTO_PORT" \
     >"$state/moto.log" 2>&1 &
   echo $! >"$state/moto.pid"
   log "moto (serialized) starting on 127.0.0.1:$MOTO_PORT (pid $!)"
@@ -116,5 +142,5 @@ if command -v terraform >/dev/null 2>&1; then
   "$root/infra/terraform/cli-config.sh" >>"$root/bin/localstack.env"
 fi
 
-"$root/localstack/bootstrap.sh"
+PYTHON="$MOTO_PYTHON" "$root/localstack/bootstrap.sh"
 log "ready; endpoints in bin/localstack.env"
