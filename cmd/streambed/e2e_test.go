@@ -219,10 +219,14 @@ func TestMinIOMotoEndToEnd(t *testing.T) {
 	createBucket(t, minio, user, password, bucket)
 	env := []string{"AWS_ACCESS_KEY_ID=" + user, "AWS_SECRET_ACCESS_KEY=" + password, "AWS_REGION=us-east-1"}
 	args := []string{"--s3-bucket", bucket, "--s3-endpoint", minio, "--s3-path-style", "--dynamodb-table", table, "--dynamodb-endpoint", moto, "--create-table"}
-	p := startServe(t, env, args...)
+	p := startServe(t, env, append(args, "--log-level", "info")...)
 	info := call(t, "GET", p.url+"/v1", nil, 200)
 	if b := info["backends"].(map[string]any); b["objects"] != "s3" || b["metadata"] != "dynamodb" {
 		t.Fatalf("backends %v", b)
+	}
+	// The start-up line names the backends, and no data directory: none is used.
+	if log := p.stderr.String(); !strings.Contains(log, "objects=s3 metadata=dynamodb") || strings.Contains(log, "data=") {
+		t.Fatalf("start-up log on S3 + DynamoDB:\n%s", log)
 	}
 	quickStart(t, p.url)
 	p.stop()

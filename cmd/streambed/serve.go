@@ -176,7 +176,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		hs = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 		go func() { errc <- hs.Serve(httpapi.ProblemListener(ln)) }()
-		log.Info("streambed listening", "url", "http://"+displayAddr(ln.Addr()), "objects", be.Objects, "metadata", be.Metadata, "data", env.DataDir)
+		attrs := []any{"url", "http://" + displayAddr(ln.Addr()), "objects", be.Objects, "metadata", be.Metadata}
+		if be.Objects == "fs" || be.Metadata == "bolt" {
+			attrs = append(attrs, "data", env.DataDir) // only the embedded backends live there
+		}
+		log.Info("streambed listening", attrs...)
 		fmt.Fprintf(stdout, "streambed %s listening on http://%s\n", version, displayAddr(ln.Addr()))
 		if !*noUI {
 			fmt.Fprintf(stdout, "web console: http://%s/ui/\n", displayAddr(ln.Addr()))
