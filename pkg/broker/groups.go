@@ -56,6 +56,11 @@ type Heartbeat struct {
 	ClientID string
 	// Principal is the authenticated caller, recorded on join.
 	Principal string
+	// InstanceID and InstanceMemberID, for a Kafka static member, are its
+	// group.instance.id and the member id its current process uses:
+	// recorded on join, the latter replaced (fencing the process that had
+	// it) when another process of the same instance takes the member over.
+	InstanceID, InstanceMemberID string
 }
 
 // HeartbeatResult answers a heartbeat: what the member should own now. It
@@ -266,6 +271,7 @@ func (b *Broker) membership(ctx context.Context, h *Heartbeat) (offsets.GroupVie
 		m = offsets.Member{
 			ID: h.MemberID, Incarnation: randomHex(8), Topics: sortedTopics(h.Topics), ClientID: h.ClientID, Principal: h.Principal,
 			SessionTimeoutMs: int32(timeout.Milliseconds()), DeadlineMs: now + timeout.Milliseconds(), JoinedMs: now, Version: m.Version,
+			InstanceID: h.InstanceID, InstanceMemberID: h.InstanceMemberID,
 		}
 		if err := b.store.WriteGroup(ctx, h.Group, offsets.GroupWrite{PutMembers: []offsets.Member{m}}); err != nil {
 			return v, m, err
@@ -276,6 +282,17 @@ func (b *Broker) membership(ctx context.Context, h *Heartbeat) (offsets.GroupVie
 	}
 	if err := checkMember(h, m, now); err != nil {
 		return v, m, err
+	}
+	if h.InstanceMemberID != "" && h.InstanceMemberID != m.InstanceMemberID {
+		// Another process of the same static member took it over: it keeps
+		// the member's epoch and assignment, so the group does not
+		// rebalance.
+		m.InstanceMemberID = h.InstanceMemberID
+		m.DeadlineMs = now + int64(m.SessionTimeoutMs)
+		if err := b.store.WriteGroup(ctx, h.Group, offsets.GroupWrite{PutMembers: []offsets.Member{m}}); err != nil {
+			return v, m, err
+		}
+		m.Version++
 	}
 	if h.Topics != nil && !slices.Equal(sortedTopics(h.Topics), m.Topics) {
 		m.Topics = sortedTopics(h.Topics)
@@ -1011,6 +1028,8 @@ type MemberInfo struct {
 	DeadlineMs       int64
 	ClientID         string
 	Principal        string
+	// InstanceID and InstanceMemberID: see Heartbeat.
+	InstanceID, InstanceMemberID string
 }
 
 // GroupInfo describes a group.
@@ -1050,6 +1069,7 @@ func (b *Broker) DescribeGroup(ctx context.Context, group string) (GroupInfo, er
 		info.Members = append(info.Members, MemberInfo{
 			ID: m.ID, Epoch: m.Epoch, Topics: m.Topics, Assignment: m.Owned, Target: target,
 			SessionTimeoutMs: m.SessionTimeoutMs, DeadlineMs: m.DeadlineMs, ClientID: m.ClientID, Principal: m.Principal,
+			InstanceID: m.InstanceID, InstanceMemberID: m.InstanceMemberID,
 		})
 		if m.Epoch != v.Meta.AssignmentEpoch || !slices.Equal(toTPs(m.Owned), toTPs(target)) {
 			info.State = GroupReconciling

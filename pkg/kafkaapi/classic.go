@@ -71,6 +71,13 @@ func handleJoinGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Resp
 			break
 		}
 	}
+	inst := instanceOf(req.InstanceID)
+	takeover := false
+	if req.MemberID == "" && inst != "" {
+		// A static member is given its id at once (it has no abandoned
+		// first attempts to guard against): a new process of the instance.
+		req.MemberID, takeover = newStaticMemberID(inst), true
+	}
 	if req.MemberID == "" {
 		id := "consumer-" + rand.Text()
 		if req.Version >= 4 {
@@ -106,9 +113,16 @@ func handleJoinGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Resp
 	if h.Topics == nil {
 		h.Topics = []string{}
 	}
+	if inst != "" {
+		h.MemberID, h.InstanceID, h.InstanceMemberID = staticStoreID(inst), inst, req.MemberID
+	}
 	// A member rejoining keeps its id and epoch; an unknown (or expired)
-	// one joins afresh.
+	// one joins afresh. A new process of a static member takes it over,
+	// epoch and all.
 	if _, m, err := c.s.store.GroupMember(ctx, req.Group, h.MemberID); err == nil && m.Live(nowMs()) {
+		if inst != "" && !takeover && m.InstanceMemberID != req.MemberID {
+			return fail(kerr.FencedInstanceID.Code, "")
+		}
 		h.MemberEpoch = m.Epoch
 	}
 	res, err := c.s.b.Heartbeat(ctx, h)
@@ -131,7 +145,12 @@ func handleSyncGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Resp
 	if c.clientAssignedMember(ctx, req.Group, req.MemberID) {
 		return c.syncClientAssigned(ctx, req, resp)
 	}
-	res, err := c.classicBeat(ctx, req.Group, req.MemberID, req.Generation)
+	key, code, err := c.memberKey(ctx, req.Group, req.MemberID, req.InstanceID)
+	if code != 0 {
+		resp.ErrorCode = code
+		return resp, nil
+	}
+	res, err := c.classicBeat(ctx, req.Group, key, req.Generation, err)
 	switch {
 	case err != nil:
 		resp.ErrorCode = classicErrorCode(err)
@@ -160,7 +179,12 @@ func handleHeartbeat(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Resp
 	if c.clientAssignedMember(ctx, req.Group, req.MemberID) {
 		return c.heartbeatClientAssigned(ctx, req, resp)
 	}
-	res, err := c.classicBeat(ctx, req.Group, req.MemberID, req.Generation)
+	key, code, err := c.memberKey(ctx, req.Group, req.MemberID, req.InstanceID)
+	if code != 0 {
+		resp.ErrorCode = code
+		return resp, nil
+	}
+	res, err := c.classicBeat(ctx, req.Group, key, req.Generation, err)
 	switch {
 	case err != nil:
 		resp.ErrorCode = classicErrorCode(err)
@@ -171,17 +195,21 @@ func handleHeartbeat(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Resp
 	return resp, nil
 }
 
-// classicBeat heartbeats a classic member with what it was given (its
-// owned partitions as stored).
-func (c *conn) classicBeat(ctx context.Context, group, member string, generation int32) (broker.HeartbeatResult, error) {
+// classicBeat heartbeats a classic member (key: its id in the store) with
+// what it was given (its owned partitions as stored); keyErr is the
+// failure, if any, of finding that id.
+func (c *conn) classicBeat(ctx context.Context, group, key string, generation int32, keyErr error) (broker.HeartbeatResult, error) {
+	if keyErr != nil {
+		return broker.HeartbeatResult{}, keyErr
+	}
 	if generation == 0 {
 		// Epoch 0 means "join" to the broker: only a member that is still
 		// there may heartbeat with it.
-		if _, m, err := c.s.store.GroupMember(ctx, group, storeMemberID(member)); err != nil || m.Version == 0 {
+		if _, m, err := c.s.store.GroupMember(ctx, group, key); err != nil || m.Version == 0 {
 			return broker.HeartbeatResult{}, cmp.Or(err, offsets.ErrUnknownMember)
 		}
 	}
-	return c.s.b.Heartbeat(ctx, broker.Heartbeat{Group: group, MemberID: storeMemberID(member), MemberEpoch: generation, ClientID: c.clientID, Principal: c.id.Principal})
+	return c.s.b.Heartbeat(ctx, broker.Heartbeat{Group: group, MemberID: key, MemberEpoch: generation, ClientID: c.clientID, Principal: c.id.Principal})
 }
 
 func handleLeaveGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Response, error) {
@@ -192,10 +220,12 @@ func handleLeaveGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Res
 		return resp, nil
 	}
 	ids := []string{req.MemberID}
+	var instances []*string
 	if req.Version >= 3 {
 		ids = ids[:0]
 		for _, m := range req.Members {
 			ids = append(ids, m.MemberID)
+			instances = append(instances, m.InstanceID)
 		}
 	}
 	if g, err := c.classicRead(ctx, req.Group); err == nil && g != nil && len(g.Members) > 0 {
@@ -215,15 +245,29 @@ func handleLeaveGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Res
 		}
 		return resp, nil
 	}
-	for _, id := range ids {
-		_, err := c.s.b.Heartbeat(ctx, broker.Heartbeat{Group: req.Group, MemberID: storeMemberID(id), MemberEpoch: -1, Principal: c.id.Principal})
-		code := int16(0)
+	for i, id := range ids {
+		key, code := storeMemberID(id), int16(0)
+		var err error
+		if i < len(instances) && instanceOf(instances[i]) != "" {
+			// A static member leaves by its instance id: with the member id
+			// of its current process, or with none (an administrator's
+			// removal).
+			inst := instances[i]
+			if id == "" {
+				key = staticStoreID(*inst)
+			} else {
+				key, code, err = c.memberKey(ctx, req.Group, id, inst)
+			}
+		}
+		if code == 0 && err == nil {
+			_, err = c.s.b.Heartbeat(ctx, broker.Heartbeat{Group: req.Group, MemberID: key, MemberEpoch: -1, Principal: c.id.Principal})
+		}
 		if err != nil {
 			code = classicErrorCode(err)
 		}
 		if req.Version >= 3 {
 			lm := kmsg.NewLeaveGroupResponseMember()
-			lm.MemberID, lm.ErrorCode = id, code
+			lm.MemberID, lm.InstanceID, lm.ErrorCode = id, instanceAt(instances, i), code
 			resp.Members = append(resp.Members, lm)
 		} else {
 			resp.ErrorCode = code
@@ -241,6 +285,13 @@ func classicErrorCode(err error) int16 {
 		return kerr.IllegalGeneration.Code
 	}
 	return errorCode(err)
+}
+
+func instanceAt(instances []*string, i int) *string {
+	if i < len(instances) {
+		return instances[i]
+	}
+	return nil
 }
 
 func msDuration(ms int32) time.Duration { return time.Duration(max(ms, 0)) * time.Millisecond }

@@ -113,7 +113,34 @@ func handleConsumerGroupHeartbeat(ctx context.Context, c *conn, kreq kmsg.Reques
 	}
 	h := broker.Heartbeat{Group: req.Group, MemberID: storeMemberID(req.MemberID), MemberEpoch: req.MemberEpoch,
 		Topics: req.SubscribedTopicNames, ClientID: c.clientID, Principal: c.id.Principal}
-	if h.MemberEpoch == -2 { // a static member leaving for now: it leaves
+	kafkaID := ""
+	if inst := instanceOf(req.InstanceID); inst != "" {
+		if kafkaID = req.MemberID; kafkaID == "" {
+			kafkaID = newStaticMemberID(inst)
+		}
+		key, code, err := c.memberKey(ctx, req.Group, kafkaID, req.InstanceID)
+		switch {
+		case err != nil:
+			return fail(errorCode(err), err.Error())
+		case req.MemberEpoch == 0 && code == kerr.FencedInstanceID.Code:
+			// A new process of the instance takes the member over: its
+			// epoch and assignment, without a rebalance.
+			_, m, _ := c.s.store.GroupMember(ctx, req.Group, key)
+			h.MemberEpoch = m.Epoch
+			h.Owned = nil
+		case req.MemberEpoch == 0:
+		case code != 0:
+			return fail(code, "")
+		case req.MemberEpoch == -2:
+			// A static member leaving for now keeps its place (and
+			// partitions) until its session ends or a new process of it
+			// takes it over.
+			resp.MemberID, resp.MemberEpoch = strp(kafkaID), -2
+			return resp, nil
+		}
+		h.MemberID, h.InstanceID, h.InstanceMemberID = key, inst, kafkaID
+	}
+	if h.MemberEpoch == -2 { // a dynamic member sending a static leave: it leaves
 		h.MemberEpoch = -1
 	}
 	if req.MemberEpoch == 0 && h.Topics == nil {
@@ -143,6 +170,9 @@ func handleConsumerGroupHeartbeat(ctx context.Context, c *conn, kreq kmsg.Reques
 		return fail(errorCode(err), err.Error())
 	}
 	resp.MemberID = strp(kafkaMemberID(res.MemberID))
+	if kafkaID != "" {
+		resp.MemberID = strp(kafkaID)
+	}
 	resp.MemberEpoch = res.MemberEpoch
 	resp.HeartbeatIntervalMillis = int32(res.HeartbeatInterval / time.Millisecond)
 	if h.MemberEpoch == -1 {
@@ -238,6 +268,21 @@ func handleOffsetCommit(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.R
 		member, epoch = "", -1
 		for i := range offs {
 			offs[i].MemberID = ""
+		}
+	} else if instanceOf(req.InstanceID) != "" {
+		key, code, err := c.memberKey(ctx, req.Group, req.MemberID, req.InstanceID)
+		if err != nil {
+			code = errorCode(err)
+		}
+		if code != 0 {
+			for _, w := range where {
+				resp.Topics[w.t].Partitions[w.p].ErrorCode = code
+			}
+			return resp, nil
+		}
+		member = key
+		for i := range offs {
+			offs[i].MemberID = key
 		}
 	}
 	if err := c.s.b.CommitOffsetsAs(ctx, c.id.Principal, req.Group, member, epoch, offs); err != nil {
@@ -464,6 +509,9 @@ func handleDescribeGroups(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg
 			for _, m := range info.Members {
 				gm := kmsg.NewDescribeGroupsResponseGroupMember()
 				gm.MemberID, gm.ClientID, gm.ClientHost = kafkaMemberID(m.ID), m.ClientID, "/"
+				if m.InstanceID != "" {
+					gm.MemberID, gm.InstanceID = m.InstanceMemberID, strp(m.InstanceID)
+				}
 				meta := kmsg.NewConsumerMemberMetadata()
 				meta.Topics = m.Topics
 				gm.ProtocolMetadata = meta.AppendTo(nil)
@@ -525,6 +573,9 @@ func handleConsumerGroupDescribe(ctx context.Context, c *conn, kreq kmsg.Request
 			for _, m := range info.Members {
 				gm := kmsg.NewConsumerGroupDescribeResponseGroupMember()
 				gm.MemberID, gm.MemberEpoch, gm.ClientID, gm.ClientHost = kafkaMemberID(m.ID), m.Epoch, m.ClientID, "/"
+				if m.InstanceID != "" {
+					gm.MemberID, gm.InstanceID = m.InstanceMemberID, strp(m.InstanceID)
+				}
 				gm.SubscribedTopics = m.Topics
 				gm.Assignment, gm.TargetAssignment = assignment(ctx, m.Assignment), assignment(ctx, m.Target)
 				g.Members = append(g.Members, gm)

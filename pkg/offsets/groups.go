@@ -177,7 +177,14 @@ type Member struct {
 	// member to it).
 	Principal string `json:"principal,omitempty"`
 	JoinedMs  int64  `json:"joined_ms"`
-	Version   int64  `json:"-"`
+	// InstanceID is a Kafka static member's group.instance.id (its ID
+	// derives from it), and InstanceMemberID the member id its current
+	// process was given. A restarted process takes the member over,
+	// assignment and all, under a new member id; requests carrying an
+	// older one are fenced.
+	InstanceID       string `json:"instance_id,omitempty"`
+	InstanceMemberID string `json:"instance_member_id,omitempty"`
+	Version          int64  `json:"-"`
 }
 
 func (m *Member) validate() error {
