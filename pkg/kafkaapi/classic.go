@@ -93,7 +93,7 @@ func handleJoinGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Resp
 	// anyone joining a group that is already of that kind.
 	if g, err := c.classicRead(ctx, req.Group); proto == nil || req.ProtocolType != "consumer" ||
 		err == nil && g != nil && len(g.Members) > 0 {
-		return c.joinClientAssigned(ctx, req, resp)
+		return c.joinClientAssigned(ctx, req, resp, takeover)
 	}
 	var meta kmsg.ConsumerMemberMetadata
 	if err := meta.ReadFrom(proto.Metadata); err != nil {
@@ -142,7 +142,7 @@ func handleSyncGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Resp
 		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
 		return resp, nil
 	}
-	if c.clientAssignedMember(ctx, req.Group, req.MemberID) {
+	if c.clientAssignedMember(ctx, req.Group, req.MemberID, req.InstanceID) {
 		return c.syncClientAssigned(ctx, req, resp)
 	}
 	key, code, err := c.memberKey(ctx, req.Group, req.MemberID, req.InstanceID)
@@ -176,7 +176,7 @@ func handleHeartbeat(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Resp
 		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
 		return resp, nil
 	}
-	if c.clientAssignedMember(ctx, req.Group, req.MemberID) {
+	if c.clientAssignedMember(ctx, req.Group, req.MemberID, req.InstanceID) {
 		return c.heartbeatClientAssigned(ctx, req, resp)
 	}
 	key, code, err := c.memberKey(ctx, req.Group, req.MemberID, req.InstanceID)
@@ -229,7 +229,7 @@ func handleLeaveGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Res
 		}
 	}
 	if g, err := c.classicRead(ctx, req.Group); err == nil && g != nil && len(g.Members) > 0 {
-		codes, err := c.leaveClientAssigned(ctx, req.Group, ids)
+		codes, err := c.leaveClientAssigned(ctx, req.Group, ids, instances)
 		if err != nil {
 			resp.ErrorCode = classicErrorCode(err)
 			return resp, nil

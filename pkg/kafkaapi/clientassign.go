@@ -190,8 +190,13 @@ func maybeComplete(g *offsets.ClassicGroup) {
 // joinClientAssigned is JoinGroup for a client-assigned group: record the
 // member's protocols, begin a rebalance if this changes the group, and
 // wait until the round completes.
-func (c *conn) joinClientAssigned(ctx context.Context, req *kmsg.JoinGroupRequest, resp *kmsg.JoinGroupResponse) (kmsg.Response, error) {
-	id := req.MemberID
+//
+// A static member's new process (takeover) replaces the member of its
+// instance under its new id, keeping its assignment: a follower's restart
+// does not rebalance the group; the leader's does, since only a leader
+// that ran the assignor knows the assignment's state.
+func (c *conn) joinClientAssigned(ctx context.Context, req *kmsg.JoinGroupRequest, resp *kmsg.JoinGroupResponse, takeover bool) (kmsg.Response, error) {
+	id, inst := req.MemberID, instanceOf(req.InstanceID)
 	switch n, err := c.s.b.LiveMemberCount(ctx, req.Group); {
 	case err != nil:
 		resp.ErrorCode = classicErrorCode(err)
@@ -211,6 +216,13 @@ func (c *conn) joinClientAssigned(ctx context.Context, req *kmsg.JoinGroupReques
 			DeadlineMs: now + int64(req.SessionTimeoutMillis)}
 		for _, p := range req.Protocols {
 			m.Protocols = append(m.Protocols, offsets.ClassicProtocol{Name: p.Name, Metadata: p.Metadata})
+		}
+		m.InstanceID = inst
+		if prev := instanceMember(g, inst); prev != "" && prev != id {
+			if !takeover {
+				return errFencedInstance
+			}
+			replaceMember(g, prev, id)
 		}
 		if old, ok := g.Members[id]; ok && old.Principal != m.Principal {
 			return fmt.Errorf("%w: %s belongs to another principal", offsets.ErrUnknownMember, id)
@@ -238,6 +250,10 @@ func (c *conn) joinClientAssigned(ctx context.Context, req *kmsg.JoinGroupReques
 		maybeComplete(g)
 		return nil
 	})
+	if errors.Is(err, errFencedInstance) {
+		resp.ErrorCode = kerr.FencedInstanceID.Code
+		return resp, nil
+	}
 	if err != nil {
 		resp.ErrorCode = classicErrorCode(err)
 		return resp, nil
@@ -301,7 +317,7 @@ func (c *conn) syncClientAssigned(ctx context.Context, req *kmsg.SyncGroupReques
 	check := func(g *offsets.ClassicGroup) int16 {
 		switch _, ok := g.Members[req.MemberID]; {
 		case !ok:
-			return kerr.UnknownMemberID.Code
+			return unknownOrFenced(g, req.InstanceID)
 		case g.Generation != req.Generation:
 			return kerr.IllegalGeneration.Code
 		case g.State == offsets.ClassicPreparingRebalance:
@@ -379,7 +395,7 @@ func (c *conn) heartbeatClientAssigned(ctx context.Context, req *kmsg.HeartbeatR
 		m, ok := g.Members[req.MemberID]
 		switch {
 		case !ok:
-			code = kerr.UnknownMemberID.Code
+			code = unknownOrFenced(g, req.InstanceID)
 		case g.Generation != req.Generation:
 			code = kerr.IllegalGeneration.Code
 		case g.State == offsets.ClassicPreparingRebalance:
@@ -399,16 +415,21 @@ func (c *conn) heartbeatClientAssigned(ctx context.Context, req *kmsg.HeartbeatR
 	return resp, nil
 }
 
-// leaveClientAssigned removes members; the rest rebalance.
-func (c *conn) leaveClientAssigned(ctx context.Context, group string, ids []string) (map[string]int16, error) {
+// leaveClientAssigned removes members (a static one also by its instance
+// id alone); the rest rebalance.
+func (c *conn) leaveClientAssigned(ctx context.Context, group string, ids []string, instances []*string) (map[string]int16, error) {
 	codes := map[string]int16{}
 	_, err := c.classicUpdate(ctx, group, func(g *offsets.ClassicGroup, now int64) error {
-		for _, id := range ids {
+		for i, id := range ids {
+			inst := instanceAt(instances, i)
+			if prev := instanceMember(g, instanceOf(inst)); id == "" && prev != "" {
+				id = prev
+			}
 			if _, ok := g.Members[id]; !ok {
-				codes[id] = kerr.UnknownMemberID.Code
+				codes[ids[i]] = unknownOrFenced(g, inst)
 				continue
 			}
-			codes[id] = 0
+			codes[ids[i]] = 0
 			delete(g.Members, id)
 		}
 		if len(g.Members) == 0 {
@@ -425,14 +446,55 @@ func (c *conn) leaveClientAssigned(ctx context.Context, group string, ids []stri
 	return codes, err
 }
 
-// clientAssignedMember reports whether member is in the group's
-// client-assigned membership (then the classic requests are served by the
-// functions above).
-func (c *conn) clientAssignedMember(ctx context.Context, group, member string) bool {
+// clientAssignedMember reports whether member (or a static member of
+// instance) is in the group's client-assigned membership (then the
+// classic requests are served by the functions above).
+func (c *conn) clientAssignedMember(ctx context.Context, group, member string, instance *string) bool {
 	g, err := c.classicRead(ctx, group)
 	if err != nil || g == nil {
 		return false
 	}
 	_, ok := g.Members[member]
-	return ok
+	return ok || instanceMember(g, instanceOf(instance)) != ""
+}
+
+// errFencedInstance: a static member's request from a process that was
+// replaced.
+var errFencedInstance = errors.New("another process of this group.instance.id took the member over")
+
+// instanceMember is the id of the static member of instance ("" if none).
+func instanceMember(g *offsets.ClassicGroup, instance string) string {
+	if instance == "" {
+		return ""
+	}
+	for id, m := range g.Members {
+		if m.InstanceID == instance {
+			return id
+		}
+	}
+	return ""
+}
+
+// unknownOrFenced answers a request whose member id is not in the group:
+// FENCED_INSTANCE_ID when its instance's member has another id now.
+func unknownOrFenced(g *offsets.ClassicGroup, instance *string) int16 {
+	if instanceMember(g, instanceOf(instance)) != "" {
+		return kerr.FencedInstanceID.Code
+	}
+	return kerr.UnknownMemberID.Code
+}
+
+// replaceMember moves a static member to its new process's id, with its
+// part of the assignment; a replaced leader makes the group rebalance.
+func replaceMember(g *offsets.ClassicGroup, from, to string) {
+	g.Members[to] = g.Members[from]
+	delete(g.Members, from)
+	if a, ok := g.Assignments[from]; ok {
+		g.Assignments[to] = a
+		delete(g.Assignments, from)
+	}
+	if g.Leader == from {
+		g.Leader = to
+		beginRebalance(g, nowMs())
+	}
 }

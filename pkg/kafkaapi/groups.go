@@ -253,7 +253,7 @@ func handleOffsetCommit(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.R
 		code := int16(0)
 		switch _, ok := g.Members[req.MemberID]; {
 		case req.MemberID == "" || !ok:
-			code = kerr.UnknownMemberID.Code
+			code = unknownOrFenced(g, req.InstanceID)
 		case req.Generation != g.Generation:
 			code = kerr.IllegalGeneration.Code
 		case g.State == offsets.ClassicPreparingRebalance:

@@ -21,9 +21,8 @@ import (
 // A static member does not leave when it closes (Kafka's clients skip the
 // LeaveGroup, or send member epoch -2); its session timeout ends it.
 //
-// Client-assigned groups (a custom assignor such as Kafka Streams') do not
-// honour static membership yet: there an instance id is accepted and the
-// member is treated as a dynamic one.
+// Client-assigned groups (a custom assignor such as Kafka Streams') keep
+// static members in their own state: see joinClientAssigned.
 
 // staticStoreID is the member id a static member's state lives under:
 // fixed-length and of safe characters, whatever the instance id.

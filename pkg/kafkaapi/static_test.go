@@ -93,6 +93,9 @@ func TestStaticMembership(t *testing.T) {
 		{"classic eager", []kgo.Opt{kgo.Balancers(kgo.RangeBalancer())}, true},
 		{"classic cooperative", []kgo.Opt{kgo.Balancers(kgo.CooperativeStickyBalancer())}, true},
 		{"consumer protocol", []kgo.Opt{kgo.Balancers(kgo.RangeBalancer()), kgo.ServerSideBalancer()}, false},
+		// The leader member assigns (Kafka Streams' way): a follower's
+		// restart does not rebalance either.
+		{"classic client-assigned", []kgo.Opt{kgo.Balancers(customBalancer{kgo.RoundRobinBalancer()})}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) { testStaticMembership(t, c.protocol, c.classic) })
 	}
@@ -105,8 +108,8 @@ func testStaticMembership(t *testing.T, protocol []kgo.Opt, classic bool) {
 		t.Fatal(err)
 	}
 	seeds := []string{e.node.addr}
-	a := startStaticMember(t, seeds, group, topic, "instance-a", protocol)
-	b := startStaticMember(t, seeds, group, topic, "instance-b", protocol)
+	a := startStaticMember(t, seeds, group, topic, "z-restarts", protocol)
+	b := startStaticMember(t, seeds, group, topic, "a-steady", protocol)
 	defer b.close()
 	settled := func(what string, ms ...*staticMember) {
 		t.Helper()
@@ -135,7 +138,7 @@ func testStaticMembership(t *testing.T, protocol []kgo.Opt, classic bool) {
 	oldID, oldGen := a.cl.GroupMetadata()
 	a.close()
 
-	a2 := startStaticMember(t, seeds, group, topic, "instance-a", protocol)
+	a2 := startStaticMember(t, seeds, group, topic, "z-restarts", protocol)
 	defer a2.close()
 	settled("restart", a2, b)
 	if got, _ := a2.partitions(); !slices.Equal(got, aParts) {
@@ -153,7 +156,7 @@ func testStaticMembership(t *testing.T, protocol []kgo.Opt, classic bool) {
 
 	// The replaced process is a zombie now: fenced.
 	cl := e.client(t)
-	inst := "instance-a"
+	inst := "z-restarts"
 	if classic {
 		hb := kmsg.NewPtrHeartbeatRequest()
 		hb.Group, hb.MemberID, hb.Generation, hb.InstanceID = group, oldID, oldGen, &inst

@@ -122,6 +122,9 @@ type ClassicMember struct {
 	RebalanceTimeoutMs int32             `json:"rebalance_timeout_ms"`
 	DeadlineMs         int64             `json:"deadline_ms"`
 	JoinedRound        int32             `json:"joined_round"`
+	// InstanceID is a static member's group.instance.id: a new process of
+	// the instance takes the member over under a new member id.
+	InstanceID string `json:"instance_id,omitempty"`
 }
 
 // ClassicProtocol is one protocol (assignor) a member offers, with its
