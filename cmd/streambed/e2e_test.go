@@ -225,7 +225,7 @@ func TestMinIOMotoEndToEnd(t *testing.T) {
 		t.Fatalf("backends %v", b)
 	}
 	// The start-up line names the backends, and no data directory: none is used.
-	if log := p.stderr.String(); !strings.Contains(log, "objects=s3 metadata=dynamodb") || strings.Contains(log, "data=") {
+	if log := p.stderr.String(); !strings.Contains(log, "objects=s3 metadata=dynamodb") || strings.Contains(log, " data=") {
 		t.Fatalf("start-up log on S3 + DynamoDB:\n%s", log)
 	}
 	quickStart(t, p.url)
