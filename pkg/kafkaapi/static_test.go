@@ -108,9 +108,20 @@ func testStaticMembership(t *testing.T, protocol []kgo.Opt, classic bool) {
 		t.Fatal(err)
 	}
 	seeds := []string{e.node.addr}
-	a := startStaticMember(t, seeds, group, topic, "z-restarts", protocol)
-	b := startStaticMember(t, seeds, group, topic, "a-steady", protocol)
+	// The steady member joins first, so it is the group's leader where a
+	// member assigns (a leader's restart rebalances: see the docs).
+	b := startStaticMember(t, seeds, group, topic, "steady", protocol)
 	defer b.close()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if ps, _ := b.partitions(); len(ps) == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first member never got the 4 partitions")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a := startStaticMember(t, seeds, group, topic, "restarts", protocol)
 	settled := func(what string, ms ...*staticMember) {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
@@ -133,12 +144,23 @@ func testStaticMembership(t *testing.T, protocol []kgo.Opt, classic bool) {
 		}
 	}
 	settled("first join", a, b)
+	// The first rounds may still be finishing: measure from a quiet group.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		_, before := b.partitions()
+		time.Sleep(1500 * time.Millisecond)
+		if _, after := b.partitions(); after == before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the group never settled after the first joins")
+		}
+	}
 	aParts, _ := a.partitions()
 	bParts, bChanges := b.partitions()
 	oldID, oldGen := a.cl.GroupMetadata()
 	a.close()
 
-	a2 := startStaticMember(t, seeds, group, topic, "z-restarts", protocol)
+	a2 := startStaticMember(t, seeds, group, topic, "restarts", protocol)
 	defer a2.close()
 	settled("restart", a2, b)
 	if got, _ := a2.partitions(); !slices.Equal(got, aParts) {
@@ -156,7 +178,7 @@ func testStaticMembership(t *testing.T, protocol []kgo.Opt, classic bool) {
 
 	// The replaced process is a zombie now: fenced.
 	cl := e.client(t)
-	inst := "z-restarts"
+	inst := "restarts"
 	if classic {
 		hb := kmsg.NewPtrHeartbeatRequest()
 		hb.Group, hb.MemberID, hb.Generation, hb.InstanceID = group, oldID, oldGen, &inst
