@@ -7,6 +7,7 @@ package functions_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -229,9 +230,23 @@ func TestFunctionsUnderRIE(t *testing.T) {
 	// Each function serves only its own routes.
 	httpResult(t, consume.invoke(t, "apigw-produce-on-consume.json", topic), 404)
 
+	// The admin function serves the web console's assets.
+	var asset apigwResponse
+	raw := admin.invoke(t, "apigw-console.json", topic)
+	if err := json.Unmarshal(raw, &asset); err != nil || asset.StatusCode != 200 {
+		t.Fatalf("the console's app.js from the admin function: %.300s", raw)
+	}
+	if asset.IsBase64Encoded {
+		b, _ := base64.StdEncoding.DecodeString(asset.Body)
+		asset.Body = string(b)
+	}
+	if !strings.Contains(asset.Body, "async function sigv4(") {
+		t.Fatalf("the admin function's /ui/app.js is not the console's: %.300s", asset.Body)
+	}
+
 	// A Function URL event is answered as a response stream: a JSON prelude,
 	// eight NUL bytes, then the body; the stream ends before the deadline.
-	raw := consume.invoke(t, "url-consume-sse.json", topic)
+	raw = consume.invoke(t, "url-consume-sse.json", topic)
 	prelude, body, ok := bytes.Cut(raw, make([]byte, 8))
 	if !ok {
 		t.Fatalf("no streaming prelude in %q", raw)

@@ -1,4 +1,4 @@
-// Command admin is the Lambda function that serves the admin routes (topics, groups, offset resets, compaction and fsck on demand). It only wires: see internal/lambdafn.
+// Command admin is the Lambda function that serves the admin routes (topics, groups, offset resets, compaction and fsck on demand) and the web console. It only wires: see internal/lambdafn.
 package main
 
 import (
@@ -9,5 +9,5 @@ import (
 
 func main() {
 	app := lambdafn.Must("admin")
-	lambda.Start(lambdafn.HTTPHandler(app.Server("admin", "read", "public").Handler()))
+	lambda.Start(lambdafn.HTTPHandler(app.WithConsole().Server("admin", "read", "public").Handler()))
 }

@@ -385,6 +385,18 @@ resource "aws_apigatewayv2_route" "r" {
   authorizer_id      = var.auth == "jwt" ? aws_apigatewayv2_authorizer.jwt[0].id : null
 }
 
+# The web console, served by the admin function. Its assets carry no data,
+# so their routes need no authorization; the API calls the console makes go
+# through the routes above (a token, or SigV4 with credentials the user
+# types into the console).
+resource "aws_apigatewayv2_route" "console" {
+  for_each           = var.console ? toset(["GET /", "GET /ui", "GET /ui/{proxy+}"]) : toset([])
+  api_id             = aws_apigatewayv2_api.http.id
+  route_key          = each.key
+  target             = "integrations/${aws_apigatewayv2_integration.fn["admin"].id}"
+  authorization_type = "NONE"
+}
+
 resource "aws_lambda_permission" "api" {
   for_each      = local.http
   statement_id  = "AllowAPIGateway"

@@ -37,3 +37,8 @@ output "kafka_bootstrap" {
   description = "Kafka bootstrap address (the load balancer's), when the Kafka service is enabled."
   value       = local.kafka_on ? "${aws_lb.kafka[0].dns_name}:${local.kafka_port}" : null
 }
+
+output "console_url" {
+  description = "The web console (sign in with a token, or with AWS credentials for SigV4 when auth = \"iam\")."
+  value       = var.console ? "${trimsuffix(aws_apigatewayv2_stage.default.invoke_url, "/")}/ui/" : null
+}

@@ -60,7 +60,9 @@ func checkPolicies(showJSON []byte) ([]Finding, error) {
 					out = append(out, policyFindings(r.Address, p)...)
 				}
 			case "aws_apigatewayv2_route":
-				if r.Values["authorization_type"] == "NONE" {
+				// The console's assets are the one exception: static files,
+				// no data (the API calls they make are authorized).
+				if r.Values["authorization_type"] == "NONE" && !consoleAssetRoutes[fmt.Sprint(r.Values["route_key"])] {
 					out = append(out, Finding{r.Address, fmt.Sprintf("route %v has no authorizer", r.Values["route_key"])})
 				}
 			case "aws_lambda_function_url":
@@ -144,7 +146,7 @@ func TestPolicyCheckerFindsEachProblem(t *testing.T) {
 		}
 	}
 	if len(got) != len(want) {
-		t.Errorf("%d findings, want %d (the TLS-only Deny must not count): %+v", len(got), len(want), got)
+		t.Errorf("%d findings, want %d (the TLS-only Deny and the console's asset route must not count): %+v", len(got), len(want), got)
 	}
 }
 
@@ -158,3 +160,6 @@ func TestUnscopableActions(t *testing.T) {
 		t.Errorf("mixed: %+v", f)
 	}
 }
+
+// consoleAssetRoutes are the routes that serve the web console's files.
+var consoleAssetRoutes = map[string]bool{"GET /": true, "GET /ui": true, "GET /ui/{proxy+}": true}

@@ -225,3 +225,9 @@ variable "kafka" {
     error_message = "kafka.client_cidrs must name the clients' networks, not the whole internet."
   }
 }
+
+variable "console" {
+  description = "Serve the web console at <api_url>/ui/ from the admin function (its assets are public; the API calls it makes are authorized like any other)."
+  type        = bool
+  default     = true
+}

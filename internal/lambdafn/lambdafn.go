@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 	"github.com/streambed/streambed/pkg/auth"
 	"github.com/streambed/streambed/pkg/broker"
 	"github.com/streambed/streambed/pkg/compactor"
+	"github.com/streambed/streambed/pkg/console"
 	"github.com/streambed/streambed/pkg/httpapi"
 	"github.com/streambed/streambed/pkg/offsets"
 	"github.com/streambed/streambed/pkg/segments"
@@ -36,6 +38,7 @@ type App struct {
 	Compactor *compactor.Compactor
 	Auth      *auth.Authorizer // nil: no policy configured
 	Out       io.Writer        // EMF metrics
+	console   http.Handler     // see WithConsole
 }
 
 // New wires a function from the environment: STREAMBED_S3_BUCKET and
@@ -109,12 +112,21 @@ func Must(name string) *App {
 	return a
 }
 
+// WithConsole makes Server also serve the web console at /ui/: the admin
+// function's job on AWS. Its assets are public (their routes need no
+// authorization); the API calls the console makes are authorized as any
+// other (a bearer token, or SigV4 with credentials the user gives it).
+func (a *App) WithConsole() *App {
+	a.console = console.Handler("/ui/")
+	return a
+}
+
 // Server returns the HTTP API limited to the given route classes.
 func (a *App) Server(ops ...string) *httpapi.Server {
 	return httpapi.New(a.Broker, httpapi.Options{
 		Logger: a.Log, Ops: ops, Auth: a.Auth,
 		Backends:  api.Backend{Objects: a.Backend.Objects, Metadata: a.Backend.Metadata},
-		Compactor: a.Compactor,
+		Compactor: a.Compactor, Console: a.console,
 	})
 }
 

@@ -7,6 +7,7 @@ const params = new URLSearchParams(location.search);
 const API = (params.get('api') || location.origin).replace(/\/+$/, '');
 const LAG_INTERVAL_MS = Number(params.get('lag_interval_ms')) || 5000;
 const TOKEN_KEY = 'streambed.token';
+const AWS_KEY = 'streambed.aws';
 
 class APIError extends Error {
   constructor(status, problem) {
@@ -18,15 +19,21 @@ class APIError extends Error {
 
 let pendingLogin = null;
 
-// api calls the Streambed API; on 401 it asks for a token and retries once.
+// api calls the Streambed API, with a bearer token or signed with SigV4
+// when the user gave one; on 401 (or API Gateway's 403 for an unsigned
+// request) it asks for credentials and retries once.
 async function api(method, path, body, retried) {
   const headers = { Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  if (payload !== undefined) headers['Content-Type'] = 'application/json';
   const token = sessionStorage.getItem(TOKEN_KEY);
+  const aws = JSON.parse(sessionStorage.getItem(AWS_KEY) || 'null');
   if (token) headers.Authorization = 'Bearer ' + token;
-  const resp = await fetch(API + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  if (resp.status === 401 && !retried) {
-    await askToken(token ? 'The token was refused.' : '');
+  else if (aws) Object.assign(headers, await sigv4(method, API + path, payload || '', aws, new Date()));
+  const resp = await fetch(API + path, { method, headers, body: payload });
+  const signedIn = token || aws;
+  if ((resp.status === 401 || (resp.status === 403 && !signedIn)) && !retried) {
+    await askToken(signedIn ? 'Those credentials were refused.' : '');
     return api(method, path, body, true);
   }
   if (resp.status === 204) return null;
@@ -47,15 +54,76 @@ function askToken(message) {
     const form = document.getElementById('login-form');
     form.onsubmit = (ev) => {
       ev.preventDefault();
-      sessionStorage.setItem(TOKEN_KEY, document.getElementById('token').value.trim());
-      document.getElementById('token').value = '';
+      const f = new FormData(form);
+      const token = String(f.get('token')).trim();
+      const aws = { key: String(f.get('aws_key')).trim(), secret: String(f.get('aws_secret')).trim(), session: String(f.get('aws_session')).trim(), region: String(f.get('aws_region')).trim() };
+      if (!token && !(aws.key && aws.secret && aws.region)) {
+        err.hidden = false;
+        err.textContent = 'Give a token, or an access key id, secret access key and region.';
+        return;
+      }
+      sessionStorage.removeItem(TOKEN_KEY);
+      sessionStorage.removeItem(AWS_KEY);
+      if (token) sessionStorage.setItem(TOKEN_KEY, token);
+      else sessionStorage.setItem(AWS_KEY, JSON.stringify(aws));
+      form.reset();
       dlg.close();
       pendingLogin = null;
       resolve();
     };
   });
+  const region = document.getElementById('aws-region');
+  // API Gateway's host names carry the region: execute-api.<region>.amazonaws.com.
+  if (!region.value) region.value = (new URL(API).hostname.match(/\.execute-api\.([a-z0-9-]+)\./) || [])[1] || '';
   if (!dlg.open) dlg.showModal();
   return pendingLogin;
+}
+
+// ---- SigV4 -------------------------------------------------------------
+
+const utf8 = (s) => new TextEncoder().encode(s);
+const hex = (buf) => Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, '0')).join('');
+
+async function sha256Hex(bytes) { return hex(await crypto.subtle.digest('SHA-256', bytes)); }
+
+async function hmac(key, msg) {
+  const k = await crypto.subtle.importKey('raw', key, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  return new Uint8Array(await crypto.subtle.sign('HMAC', k, utf8(msg)));
+}
+
+// rfc3986 encodes as SigV4 wants: everything but unreserved characters.
+function rfc3986(s) {
+  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
+}
+
+// sigv4 returns the headers that sign a request for API Gateway
+// (service execute-api) with creds {key, secret, session, region}: the
+// path encoded once more than the URL has it (as AWS's SDKs do for every
+// service but S3), the query sorted, and host, content-length (with a
+// body), x-amz-date and x-amz-security-token signed. The browser sets Host
+// and Content-Length itself, to the values signed here.
+async function sigv4(method, url, body, creds, now) {
+  const u = new URL(url);
+  const amzDate = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  const day = amzDate.slice(0, 8);
+  const payload = utf8(body);
+  const path = u.pathname.split('/').map(rfc3986).join('/') || '/';
+  const query = Array.from(u.searchParams.entries()).map(([k, v]) => [rfc3986(k), rfc3986(v)])
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
+    .map(([k, v]) => k + '=' + v).join('&');
+  const signed = { host: u.host, 'x-amz-date': amzDate };
+  if (payload.length > 0) signed['content-length'] = String(payload.length);
+  if (creds.session) signed['x-amz-security-token'] = creds.session;
+  const names = Object.keys(signed).sort();
+  const canonical = [method, path, query, names.map((n) => n + ':' + signed[n] + '\n').join(''), names.join(';'), await sha256Hex(payload)].join('\n');
+  const scope = `${day}/${creds.region}/execute-api/aws4_request`;
+  const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, await sha256Hex(utf8(canonical))].join('\n');
+  let key = utf8('AWS4' + creds.secret);
+  for (const part of [day, creds.region, 'execute-api', 'aws4_request']) key = await hmac(key, part);
+  const signature = hex(await hmac(key, toSign));
+  const out = { 'X-Amz-Date': amzDate, Authorization: `AWS4-HMAC-SHA256 Credential=${creds.key}/${scope}, SignedHeaders=${names.join(';')}, Signature=${signature}` };
+  if (creds.session) out['X-Amz-Security-Token'] = creds.session;
+  return out;
 }
 
 // h builds an element: h('a', {href: '#'}, 'text', child...). Strings are text nodes.

@@ -138,6 +138,10 @@ output "api_url" {
   value = module.streambed.api_url
 }
 
+output "console_url" {
+  value = module.streambed.console_url
+}
+
 output "function_urls" {
   value = module.streambed.function_urls
 }
