@@ -106,6 +106,8 @@ resource "aws_ssm_parameter" "policy" {
 }
 
 module "streambed" {
+  # This example runs from a checkout. In a configuration of your own:
+  #   source = "github.com/streambed/streambed//infra/terraform?ref=<tag or commit>"
   source         = "../.."
   name           = var.name
   lambda_zip_dir = "${path.root}/../../../../dist"
