@@ -141,8 +141,10 @@ tf-validate:
 	      || { echo "terraform validate failed in $$d"; exit 1; }; \
 	  done; echo "terraform: fmt and validate clean"
 
-## tf-check: tf-validate, Trivy's misconfiguration scan, and apply/destroy of examples/local against moto
+## tf-check: tf-validate, Trivy's misconfiguration scan (both examples with the Kafka service on), and apply/destroy of examples/local against moto
 tf-check: tf-validate
 	@test -x bin/trivy || GOEXPERIMENT=jsonv2 GOBIN=$(CURDIR)/bin $(GO) install github.com/aquasecurity/trivy/cmd/trivy@$(TRIVY_VERSION)
 	bin/trivy config --skip-check-update --severity HIGH,CRITICAL --exit-code 1 infra/terraform
+	bin/trivy config --skip-check-update --severity HIGH,CRITICAL --exit-code 1 --tf-vars infra/terraform/testdata/aws-with-kafka.tfvars infra/terraform/examples/aws
+	bin/trivy config --skip-check-update --severity HIGH,CRITICAL --exit-code 1 infra/terraform/examples/local
 	./localstack/with-stack.sh $(GO) test -count=1 -v -run 'TestApplyDestroyLocal|TestPolicyChecker' ./infra/terraform/
