@@ -111,6 +111,8 @@ func (r *report) handle(e event) {
 			fmt.Fprint(r.out, b.String())
 		}
 		delete(r.buf, key)
+	case e.Action == "skip" && e.Test == "":
+		// A package without tests: go test prints "[no test files]".
 	case e.Action == "skip":
 		r.skipped = append(r.skipped, skip{e.Package, e.Test, reason(r.buf[key])})
 		delete(r.buf, key)
