@@ -316,14 +316,18 @@ func verifyDeployed(t *testing.T, endpoint, name, bucket, table, apiID, schedule
 	for _, r := range routes.Items {
 		keys = append(keys, aws.ToString(r.RouteKey))
 	}
-	for _, want := range []string{"POST /v1/topics/{topic}/records", "GET /v1/topics/{topic}/partitions/{partition}/records", "POST /v1/groups/{group}/poll", "POST /v3/clusters/{cluster}/topics/{topic}/records:batch"} {
+	for _, want := range []string{"POST /v1/topics/{topic}/records", "GET /v1/topics/{topic}/partitions/{partition}/records", "POST /v1/groups/{group}/poll", "POST /v3/clusters/{cluster}/topics/{topic}/records:batch",
+		"GET /ui/{proxy+}"} {
 		if !slices.Contains(keys, want) {
 			t.Fatalf("route %q missing from %v", want, keys)
 		}
 	}
-	if len(keys) != 33 {
-		t.Fatalf("%d routes, want 33", len(keys))
+	// The API's 33 and the console's 3 (its assets, on the admin function).
+	if len(keys) != 36 {
+		t.Fatalf("%d routes, want 36", len(keys))
 	}
+	// (That only the console's routes are open under IAM authorization is
+	// the IAM plan's check above.)
 
 	sc, err := scheduler.NewFromConfig(cfg).GetSchedule(ctx, &scheduler.GetScheduleInput{Name: &schedule})
 	if err != nil || !strings.HasPrefix(aws.ToString(sc.ScheduleExpression), "rate(") || !strings.HasSuffix(aws.ToString(sc.Target.Arn), name+"-compact") {
