@@ -60,16 +60,6 @@ func build(t *testing.T) string {
 	return binDir
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // stack is a bucket and a table on the local stack, and the environment
 // a function needs to use them.
 type stack struct {
@@ -114,9 +104,9 @@ func startRIE(t *testing.T, fn string, env []string) rie {
 	t.Helper()
 	emulator := testenv.Require(t, "STREAMBED_TEST_RIE")
 	bin := filepath.Join(build(t), fn)
-	addr := freePort(t)
+	addr := testenv.FreeAddr(t)
 	// Each emulator needs its own Runtime API port too (default 9001).
-	cmd := exec.Command(emulator, "--runtime-interface-emulator-address", addr, "--runtime-api-address", freePort(t), bin)
+	cmd := exec.Command(emulator, "--runtime-interface-emulator-address", addr, "--runtime-api-address", testenv.FreeAddr(t), bin)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Env = append(cmd.Env, "AWS_LAMBDA_FUNCTION_TIMEOUT=10", "AWS_LAMBDA_FUNCTION_NAME=streambed-"+fn)
 	out := &lockedBuffer{}

@@ -3,13 +3,14 @@ package main
 import (
 	"bytes"
 	"errors"
-	"net"
 	"net/http"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/streambed/streambed/internal/testenv"
 )
 
 // TestMakeRunEndsQuietlyOnInterrupt starts `make run` (on free ports and a
@@ -23,7 +24,7 @@ func TestMakeRunEndsQuietlyOnInterrupt(t *testing.T) {
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("SKIPPED: make is not installed")
 	}
-	addr, kafka := freeAddr(t), freeAddr(t)
+	addr, kafka := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	var out bytes.Buffer
 	cmd := exec.Command("make", "--no-print-directory", "run", "ADDR="+addr, "KAFKA_ADDR="+kafka, "DATA="+t.TempDir())
 	cmd.Dir = "../.."
@@ -68,15 +69,4 @@ func TestMakeRunEndsQuietlyOnInterrupt(t *testing.T) {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		t.Fatalf("make run did not end within 30s of Ctrl-C:\n%s", out.String())
 	}
-}
-
-// freeAddr is a loopback address nothing listens on (for a moment).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

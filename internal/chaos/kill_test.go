@@ -2,7 +2,6 @@ package chaos
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -78,15 +77,6 @@ func (s *servedProcess) stop() {
 	}
 }
 
-func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // buildServe builds the streambed binary once per test run.
 func buildServe(t *testing.T) string {
 	bin := filepath.Join(t.TempDir(), "streambed")
@@ -127,7 +117,7 @@ func TestKillNineUnderLoad(t *testing.T) {
 	} {
 		t.Run(st.name, func(t *testing.T) {
 			args, env, storage := st.args(t)
-			addr := freePort(t)
+			addr := testenv.FreeAddr(t)
 			s := &servedProcess{t: t, bin: bin, url: "http://" + addr, env: env,
 				args: append([]string{"serve", "--addr", addr, "--log-level", "error", "--compact-interval", "500ms"}, args...)}
 			s.start()

@@ -9,6 +9,7 @@ package testenv
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -88,4 +89,17 @@ func Chromium(t testing.TB) string {
 	}
 	t.Skip("SKIPPED: " + msg)
 	return ""
+}
+
+// FreeAddr is a loopback address nothing listens on, for a server the
+// test is about to start (another process could take it meanwhile; tests
+// accept that small chance).
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
