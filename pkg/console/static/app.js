@@ -244,7 +244,7 @@ async function topicView(name, q) {
     api('GET', `/v1/topics/${enc(name)}/partitions`).then((r) => r.partitions),
   ]);
   const messages = browser(t, parts, q);
-  const cfg = Object.entries(t.config).map(([k, v]) => [h('dt', {}, k.replaceAll('_', '.')), h('dd', {}, String(v))]);
+  const cfg = Object.entries(t.config).map(([k, v]) => [h('dt', {}, k), h('dd', {}, String(v))]);
   const grow = h('form', { class: 'inline', id: 'grow-partitions' },
     h('label', {}, 'New partition count', h('input', { name: 'partitions', type: 'number', min: t.partitions + 1, value: t.partitions + 1, required: true })),
     h('button', { type: 'submit' }, 'Increase partitions'));
