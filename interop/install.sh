@@ -37,7 +37,7 @@ fi
 # Apache Kafka's Java client: built with Maven, dependencies cached in bin/m2.
 if command -v mvn >/dev/null 2>&1 && command -v java >/dev/null 2>&1; then
   stale_cp=false
-  for f in $(tr ':' ' ' <"$out/java.classpath" 2>/dev/null || echo missing); do [ -f "$f" ] || stale_cp=true; done
+  for f in $( { tr ':' ' ' <"$out/java.classpath"; } 2>/dev/null || echo missing); do [ -f "$f" ] || stale_cp=true; done
   if $stale_cp || [ ! -f "$out/java/interop-1.jar" ] || [ "$root/interop/java/pom.xml" -nt "$out/java/interop-1.jar" ] ||
      [ -n "$(find "$root/interop/java/src" -newer "$out/java/interop-1.jar" -print -quit)" ]; then
     log "building the Java interop program (Maven; dependencies cached in bin/m2)"
