@@ -176,8 +176,9 @@ func TestConfluentKafkaPython(t *testing.T) {
 }
 
 // TestJavaClient: AdminClient, an idempotent producer, a consumer with
-// assign and seek, and group members of both protocols (classic and
-// consumer), through Apache Kafka's Java client (interop/java).
+// assign and seek, group members of both protocols (classic and
+// consumer), and a static member (group.instance.id) restarted without a
+// rebalance in each, through Apache Kafka's Java client (interop/java).
 func TestJavaClient(t *testing.T) {
 	cp := requireClient(t, "STREAMBED_TEST_JAVA_CLASSPATH")
 	addr, _ := startNode(t)

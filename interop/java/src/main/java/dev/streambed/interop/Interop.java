@@ -95,6 +95,8 @@ public final class Interop {
             consume(bootstrap, topic, tps);
             groupConsume(admin, bootstrap, topic, ends, "consumer");
             groupConsume(admin, bootstrap, topic, ends, "classic");
+            staticRestart(admin, bootstrap, topic, "classic");
+            staticRestart(admin, bootstrap, topic, "consumer");
 
             TopicPartition busiest = tps.get(0);
             for (TopicPartition tp : tps) {
@@ -224,6 +226,56 @@ public final class Interop {
         }
         var described = admin.describeConsumerGroups(List.of(group)).all().get().get(group);
         check(described != null, "group not described");
+    }
+
+    /**
+     * A static member (group.instance.id) closes and a new process of the
+     * same instance starts within the session timeout: it is given the
+     * member's partitions back at the same generation (no rebalance), and
+     * the group shows one member with that instance id.
+     */
+    private static void staticRestart(Admin admin, String bootstrap, String topic, String protocol) throws Exception {
+        String group = topic + "-static-" + protocol;
+        Properties cp = new Properties();
+        cp.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        cp.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        cp.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
+        cp.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "java-static-1");
+        if (protocol.equals("classic")) {
+            cp.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "30000");
+        }
+        cp.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        cp.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        cp.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        Set<TopicPartition> first;
+        int generation;
+        try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(cp)) {
+            consumer.subscribe(List.of(topic));
+            first = assigned(consumer, protocol + " static member");
+            generation = consumer.groupMetadata().generationId();
+        }
+        try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(cp)) {
+            consumer.subscribe(List.of(topic));
+            Set<TopicPartition> again = assigned(consumer, protocol + " restarted static member");
+            check(again.equals(first), protocol + ": the restarted instance got " + again + ", its first process had " + first);
+            check(consumer.groupMetadata().generationId() == generation, protocol + ": generation " + generation
+                    + " became " + consumer.groupMetadata().generationId() + " (a rebalance)");
+            check(consumer.groupMetadata().groupInstanceId().orElse("").equals("java-static-1"), "instance id lost");
+            var described = admin.describeConsumerGroups(List.of(group)).all().get().get(group);
+            check(described.members().size() == 1, protocol + ": " + described.members().size() + " members after a static restart");
+            var m = described.members().iterator().next();
+            check(m.groupInstanceId().orElse("").equals("java-static-1"), protocol + ": described member has instance id " + m.groupInstanceId());
+        }
+    }
+
+    /** Polls until the consumer has an assignment covering every partition of the topic. */
+    private static Set<TopicPartition> assigned(KafkaConsumer<String, String> consumer, String who) {
+        long deadline = System.currentTimeMillis() + 60_000;
+        while (consumer.assignment().isEmpty() || consumer.groupMetadata().generationId() <= 0) {
+            check(System.currentTimeMillis() < deadline, who + " got no assignment");
+            consumer.poll(Duration.ofMillis(200));
+        }
+        return new HashSet<>(consumer.assignment());
     }
 
     private static void check(boolean ok, String what) {
