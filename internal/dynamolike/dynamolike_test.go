@@ -3,6 +3,7 @@ package dynamolike_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,6 +66,52 @@ func TestProducerIDAfterAmbiguousWrite(t *testing.T) {
 		other, err := offsets.New(w).AllocateProducerID(context.Background())
 		if err != nil || other < id+100 {
 			t.Fatalf("late=%v: ours %d, the next process's %d (%v)", late, id, other, err)
+		}
+	}
+}
+
+// TestAmbiguousOffsetCommitIsNotRepeatedLate: an offset commit whose write
+// is answered ambiguously (it was applied) must be decided by the store,
+// not repeated later by its caller: repeated after another commit of the
+// same partition, it would move the committed offset back.
+func TestAmbiguousOffsetCommitIsNotRepeatedLate(t *testing.T) {
+	for _, other := range []bool{false, true} {
+		ctx := context.Background()
+		var s *offsets.Store
+		var w *dynamolike.Table
+		writes := 0
+		w = dynamolike.New(memtable.New(), dynamolike.Config{Script: func(n int64, ops []offsets.Op) dynamolike.Fate {
+			commit := false
+			for _, op := range ops {
+				commit = commit || strings.Contains(op.Key.SK, "c#")
+			}
+			if !commit {
+				return dynamolike.Fate{}
+			}
+			writes++
+			switch {
+			case writes == 1:
+				return dynamolike.Fate{Ambiguous: true} // applied, answered with a timeout
+			case writes == 2 && other:
+				// Another commit of the partition lands before the first
+				// one's outcome is decided.
+				if err := s.CommitOffsets(ctx, "g", "", "", -1, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 7}}); err != nil {
+					t.Errorf("the other commit: %v", err)
+				}
+			}
+			return dynamolike.Fate{}
+		}})
+		s = offsets.New(w, offsets.WithRetry(10, time.Millisecond, 5*time.Millisecond))
+		if err := s.CommitOffsets(ctx, "g", "", "", -1, []offsets.CommittedOffset{{Topic: "t", Partition: 0, Offset: 5}}); err != nil {
+			t.Fatalf("other=%v: a commit that landed failed: %v", other, err)
+		}
+		got, err := s.FetchOffsets(ctx, "g", "")
+		want := int64(5)
+		if other {
+			want = 7
+		}
+		if err != nil || len(got) != 1 || got[0].Offset != want {
+			t.Fatalf("other=%v: committed %+v (%v), want offset %d", other, got, err, want)
 		}
 	}
 }

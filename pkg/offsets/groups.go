@@ -632,7 +632,16 @@ func (s *Store) CommitOffsets(ctx context.Context, group, memberID, principal st
 		}
 		seen[TopicPartition{o.Topic, o.Partition}] = true
 	}
+	// unknown is a write whose outcome is unknown (see resolveCommit).
+	var unknown *pendingCommit
 	return s.loop(ctx, "commit offsets", func() (bool, error) {
+		if unknown != nil {
+			done, err := s.resolveCommit(ctx, unknown)
+			if done || err != nil {
+				return done, err
+			}
+			unknown = nil // it did not land and cannot: commit afresh
+		}
 		now := s.nowMs()
 		var w tx
 		if memberID != "" {
@@ -680,12 +689,70 @@ func (s *Store) CommitOffsets(ctx context.Context, group, memberID, principal st
 				w.put(groupDirKey(group), AnyVersion, &groupDir{Name: group})
 			}
 		}
+		p := &pendingCommit{}
 		for _, o := range offsets {
 			o.CommittedMs, o.MemberID = now, memberID
-			w.put(commitKey(group, o.Topic, o.Partition), AnyVersion, &o)
+			k := commitKey(group, o.Topic, o.Partition)
+			w.put(k, AnyVersion, &o)
+			p.keys, p.mine = append(p.keys, k), append(p.mine, o)
 		}
-		return true, s.t.Write(ctx, w.ops...)
+		// The versions the commit's items have now: after an ambiguous
+		// write they tell whether anyone committed since.
+		items, err := s.t.Get(ctx, p.keys...)
+		if err != nil {
+			return false, err
+		}
+		for _, it := range items {
+			p.before = append(p.before, it.Version)
+		}
+		p.ops = w.ops
+		err = s.t.Write(ctx, w.ops...)
+		if ambiguous(ctx, err) {
+			unknown = p
+			return false, fmt.Errorf("%w: %v", ErrConflict, err) // resolve it, then decide
+		}
+		return err == nil, err
 	})
+}
+
+// pendingCommit is an offset commit whose write's outcome is unknown.
+type pendingCommit struct {
+	ops    []Op
+	keys   []Key             // its offsets' items
+	mine   []CommittedOffset // what it wrote there
+	before []int64           // their versions before it
+}
+
+// resolveCommit decides an offset commit whose write's outcome is
+// unknown without writing its offsets again after they may have landed:
+// a commit repeated later, after other commits of the same partitions,
+// would move the committed offset back. It repeats the write with the
+// same conditions, which either applies it now (the first did not land,
+// and cannot any more) or is refused; then the items tell: ours are there
+// (landed), or others committed since (ours landed and was overwritten, or
+// never will land — either way it is ordered before theirs), or the items
+// are as they were (it did not land and cannot: done is false, commit
+// afresh).
+func (s *Store) resolveCommit(ctx context.Context, p *pendingCommit) (bool, error) {
+	err := s.t.Write(ctx, p.ops...)
+	switch {
+	case err == nil:
+		return true, nil
+	case ambiguous(ctx, err), errors.Is(err, ErrConflict), errors.Is(err, ErrThrottled):
+		return false, fmt.Errorf("%w: the commit's outcome is still unknown: %v", ErrConflict, err)
+	case !errors.Is(err, ErrConditionFailed):
+		return false, err
+	}
+	items, err := s.t.Get(ctx, p.keys...)
+	if err != nil {
+		return false, err
+	}
+	for i, it := range items {
+		if it.Version == p.before[i] {
+			return false, nil // untouched: ours did not land
+		}
+	}
+	return true, nil
 }
 
 // memberTTL keeps a member's item a day past its expiry, for inspection.
