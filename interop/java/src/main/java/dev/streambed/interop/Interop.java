@@ -197,14 +197,8 @@ public final class Interop {
             Map<TopicPartition, org.apache.kafka.clients.admin.ListOffsetsResult.ListOffsetsResultInfo> ends,
             String protocol) throws Exception {
         String group = topic + "-" + protocol;
-        Properties cp = new Properties();
-        cp.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-        cp.put(ConsumerConfig.GROUP_ID_CONFIG, group);
-        cp.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
-        cp.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        Properties cp = memberProps(bootstrap, group, protocol);
         cp.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
-        cp.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
-        cp.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
         try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(cp)) {
             consumer.subscribe(List.of(topic));
             Set<String> seen = new HashSet<>();
@@ -236,17 +230,11 @@ public final class Interop {
      */
     private static void staticRestart(Admin admin, String bootstrap, String topic, String protocol) throws Exception {
         String group = topic + "-static-" + protocol;
-        Properties cp = new Properties();
-        cp.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-        cp.put(ConsumerConfig.GROUP_ID_CONFIG, group);
-        cp.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
+        Properties cp = memberProps(bootstrap, group, protocol);
         cp.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "java-static-1");
         if (protocol.equals("classic")) {
             cp.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "30000");
         }
-        cp.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
-        cp.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
-        cp.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
         Set<TopicPartition> first;
         int generation;
         try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(cp)) {
@@ -266,6 +254,18 @@ public final class Interop {
             var m = described.members().iterator().next();
             check(m.groupInstanceId().orElse("").equals("java-static-1"), protocol + ": described member has instance id " + m.groupInstanceId());
         }
+    }
+
+    /** A group member's settings: string records, from the earliest offset. */
+    private static Properties memberProps(String bootstrap, String group, String protocol) {
+        Properties cp = new Properties();
+        cp.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        cp.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        cp.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
+        cp.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        cp.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        cp.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        return cp;
     }
 
     /** Polls until the consumer has an assignment covering every partition of the topic. */
