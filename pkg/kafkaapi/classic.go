@@ -145,28 +145,32 @@ func handleSyncGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Resp
 	if c.clientAssignedMember(ctx, req.Group, req.MemberID, req.InstanceID) {
 		return c.syncClientAssigned(ctx, req, resp)
 	}
-	key, code, err := c.memberKey(ctx, req.Group, req.MemberID, req.InstanceID)
-	if code != 0 {
-		resp.ErrorCode = code
-		return resp, nil
-	}
-	res, err := c.classicBeat(ctx, req.Group, key, req.Generation, err)
+	res, code := c.classicBeat(ctx, req.Group, req.MemberID, req.InstanceID, req.Generation)
 	switch {
-	case err != nil:
-		resp.ErrorCode = classicErrorCode(err)
+	case code != 0:
+		resp.ErrorCode = code
 		return resp, nil
 	case res.MemberEpoch != req.Generation:
 		resp.ErrorCode = kerr.RebalanceInProgress.Code
 		return resp, nil
 	}
+	resp.MemberAssignment = consumerAssignment(res.Assignment, nil)
+	return resp, nil
+}
+
+// consumerAssignment encodes partitions as the consumer protocol's
+// assignment, leaving out topics keep refuses (nil keeps all).
+func consumerAssignment(tps []offsets.TopicPartitions, keep func(topic string) bool) []byte {
 	as := kmsg.NewConsumerMemberAssignment()
-	for _, tp := range res.Assignment {
+	for _, tp := range tps {
+		if keep != nil && !keep(tp.Topic) {
+			continue
+		}
 		at := kmsg.NewConsumerMemberAssignmentTopic()
 		at.Topic, at.Partitions = tp.Topic, tp.Partitions
 		as.Topics = append(as.Topics, at)
 	}
-	resp.MemberAssignment = as.AppendTo(nil)
-	return resp, nil
+	return as.AppendTo(nil)
 }
 
 func handleHeartbeat(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Response, error) {
@@ -179,15 +183,10 @@ func handleHeartbeat(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Resp
 	if c.clientAssignedMember(ctx, req.Group, req.MemberID, req.InstanceID) {
 		return c.heartbeatClientAssigned(ctx, req, resp)
 	}
-	key, code, err := c.memberKey(ctx, req.Group, req.MemberID, req.InstanceID)
-	if code != 0 {
-		resp.ErrorCode = code
-		return resp, nil
-	}
-	res, err := c.classicBeat(ctx, req.Group, key, req.Generation, err)
+	res, code := c.classicBeat(ctx, req.Group, req.MemberID, req.InstanceID, req.Generation)
 	switch {
-	case err != nil:
-		resp.ErrorCode = classicErrorCode(err)
+	case code != 0:
+		resp.ErrorCode = code
 	case res.MemberEpoch != req.Generation || res.Changed:
 		// Something to give up, or something freed for it: rejoin.
 		resp.ErrorCode = kerr.RebalanceInProgress.Code
@@ -195,21 +194,29 @@ func handleHeartbeat(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Resp
 	return resp, nil
 }
 
-// classicBeat heartbeats a classic member (key: its id in the store) with
-// what it was given (its owned partitions as stored); keyErr is the
-// failure, if any, of finding that id.
-func (c *conn) classicBeat(ctx context.Context, group, key string, generation int32, keyErr error) (broker.HeartbeatResult, error) {
-	if keyErr != nil {
-		return broker.HeartbeatResult{}, keyErr
+// classicBeat heartbeats a classic member with what it was given (its
+// owned partitions as stored); a failure is answered as a Kafka error
+// code.
+func (c *conn) classicBeat(ctx context.Context, group, memberID string, instance *string, generation int32) (broker.HeartbeatResult, int16) {
+	key, code, err := c.memberKey(ctx, group, memberID, instance)
+	if err != nil {
+		return broker.HeartbeatResult{}, classicErrorCode(err)
+	}
+	if code != 0 {
+		return broker.HeartbeatResult{}, code
 	}
 	if generation == 0 {
 		// Epoch 0 means "join" to the broker: only a member that is still
 		// there may heartbeat with it.
 		if _, m, err := c.s.store.GroupMember(ctx, group, key); err != nil || m.Version == 0 {
-			return broker.HeartbeatResult{}, cmp.Or(err, offsets.ErrUnknownMember)
+			return broker.HeartbeatResult{}, classicErrorCode(cmp.Or(err, offsets.ErrUnknownMember))
 		}
 	}
-	return c.s.b.Heartbeat(ctx, broker.Heartbeat{Group: group, MemberID: key, MemberEpoch: generation, ClientID: c.clientID, Principal: c.id.Principal})
+	res, err := c.s.b.Heartbeat(ctx, broker.Heartbeat{Group: group, MemberID: key, MemberEpoch: generation, ClientID: c.clientID, Principal: c.id.Principal})
+	if err != nil {
+		return res, classicErrorCode(err)
+	}
+	return res, 0
 }
 
 func handleLeaveGroup(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg.Response, error) {

@@ -508,23 +508,12 @@ func handleDescribeGroups(ctx context.Context, c *conn, kreq kmsg.Request) (kmsg
 			g.State, g.ProtocolType, g.Protocol = groupState(info), "consumer", info.Assignor
 			for _, m := range info.Members {
 				gm := kmsg.NewDescribeGroupsResponseGroupMember()
-				gm.MemberID, gm.ClientID, gm.ClientHost = kafkaMemberID(m.ID), m.ClientID, "/"
-				if m.InstanceID != "" {
-					gm.MemberID, gm.InstanceID = m.InstanceMemberID, strp(m.InstanceID)
-				}
+				gm.MemberID, gm.InstanceID = memberIdentity(m)
+				gm.ClientID, gm.ClientHost = m.ClientID, "/"
 				meta := kmsg.NewConsumerMemberMetadata()
 				meta.Topics = m.Topics
 				gm.ProtocolMetadata = meta.AppendTo(nil)
-				as := kmsg.NewConsumerMemberAssignment()
-				for _, tp := range m.Assignment {
-					if !c.sees(auth.Topic, tp.Topic) {
-						continue
-					}
-					at := kmsg.NewConsumerMemberAssignmentTopic()
-					at.Topic, at.Partitions = tp.Topic, tp.Partitions
-					as.Topics = append(as.Topics, at)
-				}
-				gm.MemberAssignment = as.AppendTo(nil)
+				gm.MemberAssignment = consumerAssignment(m.Assignment, func(topic string) bool { return c.sees(auth.Topic, topic) })
 				g.Members = append(g.Members, gm)
 			}
 		}
@@ -572,10 +561,8 @@ func handleConsumerGroupDescribe(ctx context.Context, c *conn, kreq kmsg.Request
 			g.State, g.Epoch, g.AssignmentEpoch, g.AssignorName = groupState(info), info.Epoch, info.AssignmentEpoch, info.Assignor
 			for _, m := range info.Members {
 				gm := kmsg.NewConsumerGroupDescribeResponseGroupMember()
-				gm.MemberID, gm.MemberEpoch, gm.ClientID, gm.ClientHost = kafkaMemberID(m.ID), m.Epoch, m.ClientID, "/"
-				if m.InstanceID != "" {
-					gm.MemberID, gm.InstanceID = m.InstanceMemberID, strp(m.InstanceID)
-				}
+				gm.MemberID, gm.InstanceID = memberIdentity(m)
+				gm.MemberEpoch, gm.ClientID, gm.ClientHost = m.Epoch, m.ClientID, "/"
 				gm.SubscribedTopics = m.Topics
 				gm.Assignment, gm.TargetAssignment = assignment(ctx, m.Assignment), assignment(ctx, m.Target)
 				g.Members = append(g.Members, gm)

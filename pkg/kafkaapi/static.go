@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/streambed/streambed/pkg/broker"
 )
 
 // Static membership (KIP-345): a consumer with a group.instance.id keeps
@@ -64,4 +66,13 @@ func (c *conn) memberKey(ctx context.Context, group, memberID string, instance *
 		return key, kerr.FencedInstanceID.Code, nil
 	}
 	return key, 0, nil
+}
+
+// memberIdentity is the member id and instance id a described member has
+// for Kafka clients: a static member's current process's id.
+func memberIdentity(m broker.MemberInfo) (string, *string) {
+	if m.InstanceID == "" {
+		return kafkaMemberID(m.ID), nil
+	}
+	return m.InstanceMemberID, &m.InstanceID
 }
