@@ -212,6 +212,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"unknown Kafka config", "POST", "/v1/topics", `{"name":"z","config":{"retention.minutes":1}}`, nil, 400, "invalid_request", "config.retention.minutes"},
 		{"Kafka config not a number", "POST", "/v1/topics", `{"name":"z","config":{"retention.ms":"abc"}}`, nil, 400, "invalid_request", "config.retention_ms"},
 		{"Kafka config as object", "POST", "/v1/topics", `{"name":"z","config":{"retention.ms":{}}}`, nil, 400, "invalid_request", "config.retention.ms"},
+		{"duplicate key beside a Kafka name", "POST", "/v1/topics", `{"name":"z","config":{"retention.ms":1,"segment_bytes":1048576,"segment_bytes":2097152}}`, nil, 400, "invalid_request", "config.segment_bytes"},
 		{"both names of a setting", "POST", "/v1/topics", `{"name":"z","config":{"retention.ms":1,"retention_ms":2}}`, nil, 400, "invalid_request", "config.retention.ms"},
 		{"bad Kafka config in a patch", "PATCH", "/v1/topics/orders", `{"partitions":4,"config":{"message.timestamp.type":"Now"}}`, nil, 400, "invalid_request", "config.timestamp_type"},
 		{"partition decrease", "PATCH", "/v1/topics/orders", `{"partitions":1}`, nil, 400, "invalid_request", "partitions"},

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/streambed/streambed/internal/strictjson"
 	"github.com/streambed/streambed/pkg/api"
 	"github.com/streambed/streambed/pkg/offsets"
 )
@@ -98,6 +99,11 @@ func (s *Server) decodeTopicBody(w http.ResponseWriter, r *http.Request, v any) 
 	body, p := s.readBody(w, r)
 	if p != nil {
 		return nil, p
+	}
+	// The body as sent, duplicate keys and all, before a Kafka name is
+	// taken out of it (which re-encodes it).
+	if err := strictjson.CheckObject(body); err != nil {
+		return nil, problemOf(err)
 	}
 	body, kafka, p := splitKafkaConfig(body)
 	if p != nil {
